@@ -1,0 +1,1111 @@
+# Copyright (C) 2026 The aio_gnutls_transport authors
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""TLS over an asyncio stream transport, with GnuTLS as the TLS engine.
+
+Two objects cooperate for each connection:
+
+* :class:`GnutlsHandshakeProtocol` is the protocol of the plain (TCP or
+  Unix) socket transport.  It feeds the ciphertext it receives into an
+  in-memory :class:`_gnutls.Session` and sends whatever ciphertext the
+  session produces.
+* :class:`GnutlsTransport` is the transport the application sees.  Its
+  ``write()`` encrypts at once and hands the records to the socket
+  transport, which is therefore the only write buffer: its flow control
+  (pause_writing/resume_writing) is forwarded to the application.
+
+The life of a connection::
+
+    UNWRAPPED --connection_made--> DO_HANDSHAKE --done--> WRAPPED
+    WRAPPED --close()--> SHUTDOWN --peer close_notify/EOF/timeout--> CLOSED
+    any state --error/abort/both directions closed--> CLOSED
+
+Half-close is supported in WRAPPED: ``write_eof()`` sends close_notify and
+reading goes on; a close_notify from the peer calls the application's
+``eof_received()`` and writing goes on if it returns true.
+"""
+
+import asyncio
+import ipaddress as _ipaddress
+import logging
+import time as _time
+import warnings
+
+from asyncio import constants as _constants
+from asyncio import transports as _transports
+
+from . import _gnutls
+
+__all__ = ["GnutlsHandshakeProtocol", "GnutlsTransport", "GnutlsObject"]
+
+logger = logging.getLogger("aio_gnutls_transport")
+
+_SSL_HANDSHAKE_TIMEOUT = getattr(_constants, "SSL_HANDSHAKE_TIMEOUT", 60.0)
+_SSL_SHUTDOWN_TIMEOUT = getattr(_constants, "SSL_SHUTDOWN_TIMEOUT", 30.0)
+_LOG_THRESHOLD_FOR_CONNLOST_WRITES = getattr(
+    _constants, "LOG_THRESHOLD_FOR_CONNLOST_WRITES", 5)
+
+#: Ciphertext kept in the session while the application has paused reading;
+#: past this the socket transport stops reading too.
+MAX_BUFFERED_INCOMING = 256 * 1024
+
+_SHUT_WR = _gnutls.SHUT_WR
+_PrematureTerminationError = _gnutls.PrematureTerminationError
+
+# Connection states (compared by identity).
+_UNWRAPPED = "UNWRAPPED"
+_DO_HANDSHAKE = "DO_HANDSHAKE"
+_WRAPPED = "WRAPPED"
+_SHUTDOWN = "SHUTDOWN"
+_CLOSED = "CLOSED"
+
+# What the application protocol has been told.
+_APP_INIT = "INIT"
+_APP_CON_MADE = "CON_MADE"
+_APP_EOF = "EOF"
+_APP_CON_LOST = "CON_LOST"
+
+_BYTES_TYPES = (bytes, bytearray, memoryview)
+
+
+def _check_timeout(name, value, default):
+    if value is None:
+        return default
+    if value <= 0:
+        raise ValueError("%s should be a positive number, got %r"
+                         % (name, value))
+    return value
+
+
+class GnutlsTransport(_transports._FlowControlMixin, asyncio.Transport):
+    """The transport an application protocol gets for a TLS connection."""
+
+    # The _FlowControlMixin base is only for loop.sendfile()'s fallback,
+    # which insists on it; flow control itself is the socket transport's.
+
+    _sendfile_compatible = _constants._SendfileMode.FALLBACK
+    _start_tls_compatible = True
+
+    def __init__(self, loop, tls_protocol):
+        asyncio.Transport.__init__(self)
+        self._loop = loop
+        self._tls = tls_protocol
+        self._closed = False        # is_closing()
+        self._close_called = False  # the application called close()/abort()
+
+    def __repr__(self):
+        info = [type(self).__name__]
+        if self._closed:
+            info.append("closed")
+        tls = self._tls
+        if tls is not None:
+            info.append("state=%s" % tls._state)
+        return "<%s>" % " ".join(info)
+
+    def __del__(self, _warnings=warnings):
+        if not self._closed:
+            self._closed = True
+            _warnings.warn("unclosed transport %r" % (self,), ResourceWarning,
+                           source=self)
+
+    # -- BaseTransport ---------------------------------------------------
+
+    def get_extra_info(self, name, default=None):
+        return self._tls._get_extra_info(name, default)
+
+    def set_protocol(self, protocol):
+        self._tls._set_app_protocol(protocol)
+
+    def get_protocol(self):
+        return self._tls._app_protocol
+
+    def is_closing(self):
+        return self._closed
+
+    def close(self):
+        """Send what is buffered, then close_notify, then close the socket.
+
+        No more data is delivered to the protocol; its connection_lost()
+        is called once the peer has answered with close_notify (or closed
+        the connection, or ssl_shutdown_timeout has passed).
+        """
+        if self._closed:
+            self._close_called = True
+            return
+        self._closed = True
+        self._close_called = True
+        self._tls._start_shutdown()
+
+    # -- ReadTransport -----------------------------------------------------
+
+    def is_reading(self):
+        return not self._closed and not self._tls._app_reading_paused
+
+    def pause_reading(self):
+        self._tls._pause_reading()
+
+    def resume_reading(self):
+        self._tls._resume_reading()
+
+    # -- WriteTransport ----------------------------------------------------
+
+    def write(self, data):
+        tls = self._tls
+        if tls._writable:
+            if isinstance(data, _BYTES_TYPES):
+                if data:
+                    session = tls._session
+                    try:
+                        session.write(data)
+                    except Exception as exc:
+                        tls._on_write_error(exc)
+                        return
+                    tls._socket_write(session.take_output())
+                return
+            raise TypeError("data: expecting a bytes-like instance, got %s"
+                            % type(data).__name__)
+        tls._write_slow(data, self._close_called)
+
+    def writelines(self, list_of_data):
+        self.write(b"".join(list_of_data))
+
+    def write_eof(self):
+        """Send close_notify after the data written so far; keep reading."""
+        if self._closed:
+            return
+        self._tls._write_eof()
+
+    def can_write_eof(self):
+        return True
+
+    def abort(self):
+        """Close at once: buffered data is lost, no close_notify is sent."""
+        self._closed = True
+        self._close_called = True
+        self._tls._abort(None)
+
+    def _force_close(self, exc):
+        self._closed = True
+        self._tls._abort(exc)
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        self._tls._set_write_buffer_limits(high, low)
+
+    def get_write_buffer_limits(self):
+        return self._tls._get_write_buffer_limits()
+
+    def get_write_buffer_size(self):
+        return self._tls._get_write_buffer_size()
+
+    @property
+    def _protocol_paused(self):
+        # Used by loop.sendfile()'s fallback.
+        return self._tls._app_writing_paused
+
+
+class GnutlsHandshakeProtocol(asyncio.Protocol):
+    """The protocol of the socket transport under a TLS connection.
+
+    It runs the TLS handshake, then moves data between the socket
+    transport, the GnuTLS session and the application protocol, and
+    carries out the TLS closing handshake.
+    """
+
+    def __init__(self, loop, app_protocol, sslcontext, waiter,
+                 server_side=False, server_hostname=None,
+                 call_connection_made=True, ssl_handshake_timeout=None,
+                 ssl_shutdown_timeout=None):
+        self._ssl_handshake_timeout = _check_timeout(
+            "ssl_handshake_timeout", ssl_handshake_timeout,
+            _SSL_HANDSHAKE_TIMEOUT)
+        self._ssl_shutdown_timeout = _check_timeout(
+            "ssl_shutdown_timeout", ssl_shutdown_timeout,
+            _SSL_SHUTDOWN_TIMEOUT)
+        self._loop = loop
+        self._context = sslcontext
+        self._server_side = bool(server_side)
+        if server_hostname and not server_side:
+            self._server_hostname = server_hostname
+        else:
+            self._server_hostname = None
+        self._verify_mode = sslcontext._verify_mode
+        self._session = sslcontext._new_session(self._server_side,
+                                                self._server_hostname)
+        self._waiter = waiter
+        self._state = _UNWRAPPED
+        self._app_state = _APP_INIT if call_connection_made else _APP_CON_MADE
+        self._set_app_protocol(app_protocol)
+        self._transport = None           # the socket transport
+        self._socket_write = None        # its write method
+        self._extra = {"sslcontext": sslcontext}
+        self._ssl_object = None
+        self._exc = None                 # for the app's connection_lost()
+        self._lost = False               # the socket transport is gone
+        # Writing
+        self._writable = False           # fast path of GnutlsTransport.write
+        self._pending = []               # plaintext written before WRAPPED
+        self._pending_size = 0
+        self._write_closed = False       # write_eof()/close() requested
+        self._app_wrote_eof = False      # the application called write_eof()
+        self._socket_eof_sent = False
+        self._write_buffer_limits = None
+        self._app_writing_paused = False
+        self._socket_writing_paused = False
+        self._conn_lost_writes = 0
+        # Reading
+        self._reading = False            # fast path of data_received
+        self._backlog = None             # plaintext not yet delivered
+        self._read_closed = False        # the peer's close_notify handled
+        self._eof_received = False       # the socket reached EOF
+        self._app_reading_paused = False
+        self._socket_reading_paused = False
+        self._resume_handle = None
+        # Timers
+        self._handshake_timeout_handle = None
+        self._shutdown_timeout_handle = None
+        self._handshake_start_time = None
+        self._app_transport = GnutlsTransport(loop, self)
+
+    def __repr__(self):
+        return "<%s %s side=%s state=%s>" % (
+            type(self).__name__,
+            "server" if self._server_side else "client",
+            self._server_hostname, self._state)
+
+    def _set_app_protocol(self, app_protocol):
+        self._app_protocol = app_protocol
+        self._app_buffered = isinstance(app_protocol, asyncio.BufferedProtocol)
+        # asyncio's StreamReaderProtocol assumes TLS cannot half-close and
+        # returns False from eof_received(); over this transport it can.
+        self._app_is_stream = isinstance(app_protocol,
+                                         asyncio.StreamReaderProtocol)
+
+    def _wakeup_waiter(self, exc=None):
+        waiter = self._waiter
+        if waiter is None:
+            return
+        self._waiter = None
+        if not waiter.done():
+            if exc is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(exc)
+
+    # -- socket transport callbacks ------------------------------------------
+
+    def connection_made(self, transport):
+        self._transport = transport
+        self._socket_write = transport.write
+        if self._state is _CLOSED:
+            # Aborted before the socket transport was ready.
+            transport.abort()
+            return
+        if self._write_buffer_limits is not None:
+            transport.set_write_buffer_limits(*self._write_buffer_limits)
+        self._state = _DO_HANDSHAKE
+        if self._loop.get_debug():
+            logger.debug("%r starts the TLS handshake", self)
+            self._handshake_start_time = self._loop.time()
+        self._handshake_timeout_handle = self._loop.call_later(
+            self._ssl_handshake_timeout, self._check_handshake_timeout)
+        self._do_handshake()
+
+    def data_received(self, data):
+        if self._reading:
+            # The hot path: one feed, one read.
+            session = self._session
+            session.feed(data)
+            try:
+                plain = session.read()
+            except Exception as exc:
+                self._on_read_error(exc)
+                return
+            if session.pending_output:
+                self._flush()
+            if plain:
+                if self._app_buffered:
+                    self._deliver_buffered(plain)
+                else:
+                    self._app_protocol.data_received(plain)
+                if session.peer_closed or session.incoming_size:
+                    self._do_read()
+            elif plain is None:
+                self._on_close_notify()
+            elif session.incoming_size:
+                # GnuTLS may stop after a post-handshake message (e.g. a
+                # session ticket) with complete records still buffered.
+                self._do_read()
+            return
+        state = self._state
+        if state is _WRAPPED:
+            if self._read_closed:
+                return      # nothing may follow close_notify
+            # The application paused reading: keep the ciphertext.
+            session = self._session
+            session.feed(data)
+            if (session.incoming_size > MAX_BUFFERED_INCOMING
+                    and not self._socket_reading_paused):
+                self._socket_reading_paused = True
+                self._transport.pause_reading()
+        elif state is _DO_HANDSHAKE:
+            self._session.feed(data)
+            self._do_handshake()
+        elif state is _SHUTDOWN:
+            self._session.feed(data)
+            self._drain_after_close()
+        # UNWRAPPED or CLOSED: nothing more is wanted from the peer.
+
+    def eof_received(self):
+        self._eof_received = True
+        state = self._state
+        if self._loop.get_debug():
+            logger.debug("%r received EOF", self)
+        if state is _DO_HANDSHAKE:
+            session = self._session
+            session.feed_eof()
+            try:
+                done = session.handshake()
+            except Exception as exc:
+                self._on_handshake_failed(exc)
+            else:
+                if done:
+                    self._flush()
+                    self._on_handshake_done()
+                else:
+                    self._on_handshake_failed(ConnectionResetError(
+                        "the peer closed the connection during the TLS "
+                        "handshake"))
+            return True
+        if state is _WRAPPED:
+            self._session.feed_eof()
+            if self._reading:
+                self._do_read()
+            return True
+        if state is _SHUTDOWN:
+            # The peer went away after our close_notify: a clean close.
+            self._close_socket()
+            return True
+        return False
+
+    def connection_lost(self, exc):
+        self._lost = True
+        if exc is None:
+            exc = self._exc
+        was_handshaking = self._state in (_UNWRAPPED, _DO_HANDSHAKE)
+        self._state = _CLOSED
+        self._writable = False
+        self._reading = False
+        self._backlog = None
+        self._pending = []
+        self._pending_size = 0
+        self._cancel_timers()
+        self._app_transport._closed = True
+        if was_handshaking and exc is None:
+            exc = ConnectionResetError(
+                "the connection was lost during the TLS handshake")
+        self._wakeup_waiter(exc)
+        if self._app_state in (_APP_CON_MADE, _APP_EOF):
+            self._app_state = _APP_CON_LOST
+            self._app_protocol.connection_lost(exc)
+
+    def pause_writing(self):
+        self._socket_writing_paused = True
+        if (not self._app_writing_paused
+                and self._app_state in (_APP_CON_MADE, _APP_EOF)):
+            self._app_writing_paused = True
+            try:
+                self._app_protocol.pause_writing()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._loop.call_exception_handler({
+                    "message": "protocol.pause_writing() failed",
+                    "exception": exc,
+                    "transport": self._app_transport,
+                    "protocol": self._app_protocol,
+                })
+
+    def resume_writing(self):
+        self._socket_writing_paused = False
+        if self._app_writing_paused:
+            self._app_writing_paused = False
+            try:
+                self._app_protocol.resume_writing()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._loop.call_exception_handler({
+                    "message": "protocol.resume_writing() failed",
+                    "exception": exc,
+                    "transport": self._app_transport,
+                    "protocol": self._app_protocol,
+                })
+
+    # -- handshake -----------------------------------------------------------
+
+    def _do_handshake(self):
+        session = self._session
+        try:
+            done = session.handshake()
+        except Exception as exc:
+            self._on_handshake_failed(exc)
+            return
+        if session.pending_output:
+            self._flush()
+        if done:
+            self._on_handshake_done()
+
+    def _check_handshake_timeout(self):
+        self._handshake_timeout_handle = None
+        if self._state is _DO_HANDSHAKE:
+            exc = ConnectionAbortedError(
+                "TLS handshake is taking longer than %s seconds: aborting "
+                "the connection" % self._ssl_handshake_timeout)
+            self._wakeup_waiter(exc)
+            self._abort(exc)
+
+    def _on_handshake_failed(self, exc):
+        if self._loop.get_debug():
+            logger.debug("%r: TLS handshake failed: %s", self, exc)
+        # The alert GnuTLS queued goes out before the socket closes.
+        self._flush()
+        self._wakeup_waiter(exc)
+        self._close_socket(exc)
+
+    def _on_handshake_done(self):
+        if self._handshake_timeout_handle is not None:
+            self._handshake_timeout_handle.cancel()
+            self._handshake_timeout_handle = None
+        if self._loop.get_debug() and self._handshake_start_time is not None:
+            dt = self._loop.time() - self._handshake_start_time
+            logger.debug("%r: TLS handshake took %.1f ms (%s)", self,
+                         dt * 1e3, self._session.description())
+        self._state = _WRAPPED
+        self._ssl_object = GnutlsObject(self._session, self._context,
+                                        self._verify_mode)
+        self._extra["ssl_object"] = self._ssl_object
+        self._extra["compression"] = None
+        if self._pending:
+            # Plaintext written before the handshake finished goes first.
+            pending = self._pending
+            self._pending = []
+            self._pending_size = 0
+            session = self._session
+            try:
+                for data in pending:
+                    session.write(data)
+            except Exception as exc:
+                self._flush()
+                self._wakeup_waiter(exc)
+                self._close_socket(exc)
+                return
+            self._flush()
+        if self._write_closed:
+            # write_eof() was called before the handshake finished.
+            self._send_close_notify()
+            if self._state is not _WRAPPED:
+                return
+        self._writable = not self._write_closed
+        self._reading = not self._app_reading_paused
+        if self._app_state is _APP_INIT:
+            self._app_state = _APP_CON_MADE
+            self._app_protocol.connection_made(self._app_transport)
+        self._wakeup_waiter()
+        if self._state is not _WRAPPED:
+            return
+        if self._socket_writing_paused and not self._app_writing_paused:
+            self.pause_writing()
+        self._do_read()
+
+    # -- reading -------------------------------------------------------------
+
+    def _do_read(self):
+        """Deliver all decryptable data; handle close_notify and EOF."""
+        session = self._session
+        left = -1
+        while self._reading:
+            try:
+                plain = session.read()
+            except Exception as exc:
+                self._on_read_error(exc)
+                return
+            if session.pending_output:
+                self._flush()
+            if plain:
+                if self._app_buffered:
+                    self._deliver_buffered(plain)
+                else:
+                    self._app_protocol.data_received(plain)
+                if (session.peer_closed or self._eof_received
+                        or session.incoming_size):
+                    continue
+                return
+            if plain is None:
+                self._on_close_notify()
+                return
+            # b"": more input is needed, unless GnuTLS stopped early after
+            # a post-handshake message with records still buffered.
+            size = session.incoming_size
+            if size and size != left:
+                left = size
+                continue
+            if self._eof_received:
+                self._on_read_error(_PrematureTerminationError(
+                    0, "the peer closed the connection without close_notify"))
+            return
+
+    def _deliver_buffered(self, data):
+        # Copy plaintext into the buffers of an asyncio.BufferedProtocol.
+        protocol = self._app_protocol
+        view = memoryview(data)
+        total = len(view)
+        offset = 0
+        while offset < total:
+            buf = protocol.get_buffer(total - offset)
+            size = len(buf)
+            if not size:
+                raise RuntimeError("get_buffer() returned an empty buffer")
+            n = min(size, total - offset)
+            buf[:n] = view[offset:offset + n]
+            offset += n
+            protocol.buffer_updated(n)
+            if not self._reading and offset < total:
+                # Paused (or closed) in the middle: keep the rest.
+                if self._state is _WRAPPED:
+                    self._backlog = bytes(view[offset:])
+                return
+
+    def _on_close_notify(self):
+        self._read_closed = True
+        self._reading = False
+        if self._loop.get_debug():
+            logger.debug("%r received close_notify", self)
+        state = self._state
+        if state is _SHUTDOWN:
+            self._close_socket()
+            return
+        if state is not _WRAPPED:
+            return
+        keep_open = True
+        if self._app_state is _APP_CON_MADE:
+            self._app_state = _APP_EOF
+            try:
+                keep_open = self._app_protocol.eof_received()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Error calling eof_received()")
+                return
+            if self._app_is_stream:
+                keep_open = True
+        if self._state is not _WRAPPED:
+            return
+        if self._write_closed:
+            # Both directions are closed now.
+            self._close_socket()
+        elif not keep_open:
+            self._app_transport._closed = True
+            self._start_shutdown()
+
+    def _on_read_error(self, exc):
+        self._flush()
+        if self._state is _SHUTDOWN:
+            # Closing anyway: the peer's missing close_notify does not matter.
+            if isinstance(exc, _PrematureTerminationError):
+                exc = None
+            self._close_socket(exc)
+            return
+        if self._loop.get_debug():
+            logger.debug("%r: TLS read failed: %s", self, exc)
+        self._close_socket(exc)
+
+    def _drain_after_close(self):
+        # After close(): discard data until the peer's close_notify.
+        session = self._session
+        left = -1
+        try:
+            while True:
+                plain = session.read()
+                if plain:
+                    continue
+                size = session.incoming_size
+                if plain is None or not size or size == left:
+                    break
+                left = size
+        except Exception as exc:
+            self._on_read_error(exc)
+            return
+        self._flush()
+        if plain is None:
+            self._read_closed = True
+            self._close_socket()
+
+    def _pause_reading(self):
+        self._app_reading_paused = True
+        self._reading = False
+
+    def _resume_reading(self):
+        if not self._app_reading_paused:
+            return
+        self._app_reading_paused = False
+        if self._resume_handle is None and self._state is _WRAPPED:
+            self._resume_handle = self._loop.call_soon(self._resume_cb)
+
+    def _resume_cb(self):
+        self._resume_handle = None
+        if (self._state is not _WRAPPED or self._app_reading_paused
+                or self._read_closed):
+            return
+        self._reading = True
+        try:
+            backlog = self._backlog
+            if backlog is not None:
+                self._backlog = None
+                self._deliver_buffered(backlog)
+            self._do_read()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.data_received() "
+                                   "call failed.")
+            return
+        if (self._socket_reading_paused and not self._app_reading_paused
+                and self._state is _WRAPPED):
+            self._socket_reading_paused = False
+            self._transport.resume_reading()
+
+    # -- writing -------------------------------------------------------------
+
+    def _flush(self):
+        """Send all ciphertext the session has produced."""
+        data = self._session.take_output()
+        if data and not self._socket_eof_sent and not self._lost:
+            self._socket_write(data)
+
+    def _write_slow(self, data, close_called):
+        if not isinstance(data, _BYTES_TYPES):
+            raise TypeError("data: expecting a bytes-like instance, got %s"
+                            % type(data).__name__)
+        if close_called:
+            raise RuntimeError("Cannot call write() after close()")
+        if self._app_wrote_eof:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not data:
+            return
+        state = self._state
+        if state is _UNWRAPPED or state is _DO_HANDSHAKE:
+            data = bytes(data)
+            self._pending.append(data)
+            self._pending_size += len(data)
+            return
+        # The connection is gone (error, peer reset, close by the peer).
+        if self._conn_lost_writes >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+            logger.warning("TLS connection is closed")
+        self._conn_lost_writes += 1
+
+    def _on_write_error(self, exc):
+        self._flush()
+        self._fatal_error(exc, "Fatal error on TLS write")
+
+    def _write_eof(self):
+        self._app_wrote_eof = True
+        if self._write_closed:
+            return
+        state = self._state
+        if state is _WRAPPED:
+            self._send_close_notify()
+            if self._read_closed and self._state is _WRAPPED:
+                self._close_socket()
+        elif state is _UNWRAPPED or state is _DO_HANDSHAKE:
+            self._write_closed = True   # sent when the handshake is done
+
+    def _send_close_notify(self, socket_eof=False):
+        # With socket_eof, the socket's write side is shut down after the
+        # close_notify.  Not for write_eof(): a stdlib TLS peer that sees
+        # EOF right after close_notify skips sending its own close_notify.
+        self._write_closed = True
+        self._writable = False
+        session = self._session
+        try:
+            session.bye(_SHUT_WR)
+        except Exception as exc:
+            self._flush()
+            self._close_socket(exc)
+            return
+        self._flush()
+        transport = self._transport
+        if socket_eof and not self._lost and transport.can_write_eof():
+            self._socket_eof_sent = True
+            try:
+                transport.write_eof()
+            except OSError:
+                # The peer is already gone; closing will tell.
+                pass
+
+    def _set_write_buffer_limits(self, high=None, low=None):
+        transport = self._transport
+        if transport is None:
+            # Validate now, apply once the socket transport exists.
+            hi = high if high is not None else 4 * (low or 0)
+            lo = low if low is not None else hi // 4
+            if not hi >= lo >= 0:
+                raise ValueError("high (%r) must be >= low (%r) must be >= 0"
+                                 % (high, low))
+            self._write_buffer_limits = (high, low)
+            return
+        transport.set_write_buffer_limits(high, low)
+
+    def _get_write_buffer_limits(self):
+        transport = self._transport
+        if transport is None:
+            # What the socket transport will use (asyncio's defaults).
+            high, low = self._write_buffer_limits or (None, None)
+            if high is None:
+                high = 64 * 1024 if low is None else 4 * low
+            if low is None:
+                low = high // 4
+            return (low, high)
+        return transport.get_write_buffer_limits()
+
+    def _get_write_buffer_size(self):
+        size = self._pending_size
+        transport = self._transport
+        if transport is not None and not self._lost:
+            size += transport.get_write_buffer_size()
+        return size
+
+    # -- closing -------------------------------------------------------------
+
+    def _start_shutdown(self):
+        """The application called close()."""
+        state = self._state
+        if state is _WRAPPED:
+            self._state = _SHUTDOWN
+            self._writable = False
+            self._reading = False
+            self._backlog = None
+            self._app_reading_paused = False
+            if self._resume_handle is not None:
+                self._resume_handle.cancel()
+                self._resume_handle = None
+            done_reading = self._read_closed or self._eof_received
+            if not self._write_closed:
+                self._send_close_notify(socket_eof=not done_reading)
+                if self._state is not _SHUTDOWN:
+                    return
+            if done_reading:
+                self._close_socket()
+                return
+            # Wait for the peer's close_notify (data is discarded).
+            self._shutdown_timeout_handle = self._loop.call_later(
+                self._ssl_shutdown_timeout, self._check_shutdown_timeout)
+            if self._socket_reading_paused:
+                self._socket_reading_paused = False
+                self._transport.resume_reading()
+            if self._session.incoming_size or self._session.peer_closed:
+                self._drain_after_close()
+        elif state is _UNWRAPPED or state is _DO_HANDSHAKE:
+            # Nothing was exchanged with the application: just drop it.
+            self._abort(None)
+
+    def _check_shutdown_timeout(self):
+        self._shutdown_timeout_handle = None
+        if self._lost:
+            return
+        transport = self._transport
+        if self._state is _SHUTDOWN and not transport.get_write_buffer_size():
+            # Everything we sent is out; the peer just never answered.
+            self._close_socket()
+            return
+        exc = self._exc
+        if exc is None:
+            exc = asyncio.TimeoutError("TLS shutdown timed out")
+        self._abort(exc)
+
+    def _close_socket(self, exc=None):
+        """Close the socket transport after sending what it buffers."""
+        if exc is not None and self._exc is None:
+            self._exc = exc
+        if self._state is _CLOSED:
+            return
+        self._state = _CLOSED
+        self._writable = False
+        self._reading = False
+        self._app_transport._closed = True
+        if self._handshake_timeout_handle is not None:
+            self._handshake_timeout_handle.cancel()
+            self._handshake_timeout_handle = None
+        if self._resume_handle is not None:
+            self._resume_handle.cancel()
+            self._resume_handle = None
+        transport = self._transport
+        if transport is None or self._lost:
+            return
+        transport.close()
+        if (self._shutdown_timeout_handle is None
+                and transport.get_write_buffer_size()):
+            # Do not wait forever for a peer that does not read.
+            self._shutdown_timeout_handle = self._loop.call_later(
+                self._ssl_shutdown_timeout, self._check_shutdown_timeout)
+
+    def _abort(self, exc=None):
+        if exc is not None and self._exc is None:
+            self._exc = exc
+        self._state = _CLOSED
+        self._writable = False
+        self._reading = False
+        self._app_transport._closed = True
+        transport = self._transport
+        if transport is not None and not self._lost:
+            transport.abort()
+
+    def _fatal_error(self, exc, message="Fatal error on TLS transport"):
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        elif not isinstance(exc, asyncio.CancelledError):
+            self._loop.call_exception_handler({
+                "message": message,
+                "exception": exc,
+                "transport": self._transport,
+                "protocol": self,
+            })
+        self._abort(exc)
+
+    def _cancel_timers(self):
+        for name in ("_handshake_timeout_handle", "_shutdown_timeout_handle",
+                     "_resume_handle"):
+            handle = getattr(self, name)
+            if handle is not None:
+                handle.cancel()
+                setattr(self, name, None)
+
+    # -- extra info ------------------------------------------------------------
+
+    def _get_extra_info(self, name, default=None):
+        extra = self._extra
+        if name in extra:
+            return extra[name]
+        sslobj = self._ssl_object
+        if sslobj is not None:
+            if name == "peercert":
+                value = extra["peercert"] = sslobj.getpeercert()
+                return value
+            if name == "cipher":
+                value = extra["cipher"] = sslobj.cipher()
+                return value
+        transport = self._transport
+        if transport is not None:
+            return transport.get_extra_info(name, default)
+        return default
+
+
+# ---------------------------------------------------------------------------
+# The 'ssl_object' of a connection
+
+
+class GnutlsObject:
+    """What ``get_extra_info('ssl_object')`` returns: a read-only view of
+    the TLS session, shaped like :class:`ssl.SSLObject`."""
+
+    def __init__(self, session, context, verify_mode):
+        self._session = session
+        self._context = context
+        self._verify_mode = verify_mode
+
+    def __repr__(self):
+        return "<%s %s>" % (type(self).__name__,
+                            self._session.description())
+
+    @property
+    def context(self):
+        return self._context
+
+    @property
+    def server_side(self):
+        return self._session.server_side
+
+    @property
+    def server_hostname(self):
+        return self._session.server_hostname
+
+    def getpeercert(self, binary_form=False):
+        """The peer's certificate.
+
+        With *binary_form*, its DER encoding (or None if the peer sent
+        none).  Otherwise a dict like :meth:`ssl.SSLObject.getpeercert`:
+        empty when the certificate was not verified (CERT_NONE), None
+        without a certificate.
+        """
+        session = self._session
+        if not session.handshake_done:
+            raise ValueError("handshake not done yet")
+        der = session.peer_certificate()
+        if binary_form or der is None:
+            return der
+        if self._verify_mode == 0:
+            return {}
+        return decode_certificate(der)
+
+    def get_unverified_chain(self):
+        """The DER certificates the peer sent, its own first."""
+        return self._session.peer_certificate_chain()
+
+    def version(self):
+        return self._session.version()
+
+    def cipher(self):
+        return self._session.cipher()
+
+    def description(self):
+        """GnuTLS's one-line description of the session."""
+        return self._session.description()
+
+    def compression(self):
+        return None
+
+    def selected_alpn_protocol(self):
+        return None
+
+    def selected_npn_protocol(self):
+        return None
+
+    def shared_ciphers(self):
+        return None
+
+    def pending(self):
+        return 0
+
+
+_ATTRIBUTE_NAMES = {
+    "CN": "commonName",
+    "C": "countryName",
+    "L": "localityName",
+    "ST": "stateOrProvinceName",
+    "S": "stateOrProvinceName",
+    "O": "organizationName",
+    "OU": "organizationalUnitName",
+    "STREET": "streetAddress",
+    "DC": "domainComponent",
+    "UID": "userId",
+    "EMAIL": "emailAddress",
+    "E": "emailAddress",
+    "EMAILADDRESS": "emailAddress",
+    "SERIALNUMBER": "serialNumber",
+    "SN": "surname",
+    "GN": "givenName",
+    "GIVENNAME": "givenName",
+    "T": "title",
+    "TITLE": "title",
+    "INITIALS": "initials",
+    "PSEUDONYM": "pseudonym",
+    "GENERATIONQUALIFIER": "generationQualifier",
+    "DNQUALIFIER": "dnQualifier",
+    "NAME": "name",
+    "POSTALCODE": "postalCode",
+    "BUSINESSCATEGORY": "businessCategory",
+    "DESCRIPTION": "description",
+    "JURISDICTIONOFINCORPORATIONCOUNTRYNAME":
+        "jurisdictionCountryName",
+    "JURISDICTIONOFINCORPORATIONSTATEORPROVINCENAME":
+        "jurisdictionStateOrProvinceName",
+    "JURISDICTIONOFINCORPORATIONLOCALITYNAME":
+        "jurisdictionLocalityName",
+}
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def parse_rfc4514(text):
+    """Split an RFC 4514 distinguished name into RDNs, in the string's order.
+
+    Returns a list of RDNs, each a list of (attribute, value) pairs.
+    """
+    rdns = []
+    rdn = []
+    i = 0
+    n = len(text)
+    while i < n:
+        eq = text.find("=", i)
+        if eq < 0:
+            raise ValueError("malformed distinguished name: %r" % text)
+        attr = text[i:eq].strip()
+        i = eq + 1
+        raw = bytearray()
+        while i < n:
+            c = text[i]
+            if c == "\\" and i + 1 < n:
+                pair = text[i + 1:i + 3]
+                if len(pair) == 2 and pair[0] in _HEX and pair[1] in _HEX:
+                    raw.append(int(pair, 16))
+                    i += 3
+                else:
+                    raw += text[i + 1].encode("utf-8")
+                    i += 2
+            elif c == "," or c == "+" or c == ";":
+                break
+            else:
+                raw += c.encode("utf-8")
+                i += 1
+        rdn.append((attr, raw.decode("utf-8", "replace")))
+        if i < n and text[i] == "+":
+            i += 1
+            continue
+        rdns.append(rdn)
+        rdn = []
+        i += 1
+    if rdn:
+        rdns.append(rdn)
+    return rdns
+
+
+def _dn_to_stdlib(text):
+    # RFC 4514 lists the most specific RDN first; the stdlib's dict lists
+    # them in certificate order.
+    rdns = parse_rfc4514(text) if text else []
+    return tuple(
+        tuple((_ATTRIBUTE_NAMES.get(attr.upper(), attr), value)
+              for attr, value in rdn)
+        for rdn in reversed(rdns))
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
+           "Oct", "Nov", "Dec")
+
+
+def _asn1_time(epoch):
+    # The format of OpenSSL's ASN1_TIME_print(), which the stdlib returns.
+    t = _time.gmtime(epoch)
+    return "%s %2d %02d:%02d:%02d %d GMT" % (
+        _MONTHS[t.tm_mon - 1], t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
+        t.tm_year)
+
+
+def decode_certificate(der):
+    """A DER certificate as the dict :meth:`ssl.SSLObject.getpeercert`
+    returns."""
+    info = _gnutls.certificate_info(der)
+    cert = {
+        "subject": _dn_to_stdlib(info.get("subject", "")),
+        "issuer": _dn_to_stdlib(info.get("issuer", "")),
+        "version": info.get("version"),
+        "serialNumber": str(info.get("serial", "")).replace(":", "").upper(),
+        "notBefore": _asn1_time(info["not_before"]),
+        "notAfter": _asn1_time(info["not_after"]),
+    }
+    sans = info.get("subject_alt_names")
+    if sans:
+        cert["subjectAltName"] = tuple(
+            (kind, _stdlib_ip(value) if kind == "IP Address" else value)
+            for kind, value in sans)
+    return cert
+
+
+def _stdlib_ip(value):
+    # The stdlib writes IPv6 addresses as eight uncompressed hex groups.
+    if ":" not in value:
+        return value
+    try:
+        groups = _ipaddress.IPv6Address(value).exploded.split(":")
+    except ValueError:
+        return value
+    return ":".join("%X" % int(group, 16) for group in groups)
