@@ -368,6 +368,13 @@ send_alert_for(SessionObject *self, int code)
     if (self->verify_failed)
         gnutls_alert_send(self->session, GNUTLS_AL_FATAL,
                           errors_alert_for_status(self->verify_status));
+    else if (code == GNUTLS_E_NO_CERTIFICATE_FOUND && self->server_side)
+        /* GnuTLS would say decode_error; the peer did nothing malformed. */
+        gnutls_alert_send(self->session, GNUTLS_AL_FATAL,
+                          gnutls_protocol_get_version(self->session)
+                                  == GNUTLS_TLS1_3
+                              ? GNUTLS_A_CERTIFICATE_REQUIRED
+                              : GNUTLS_A_HANDSHAKE_FAILURE);
     else
         gnutls_alert_send_appropriate(self->session, code);
 }
@@ -400,7 +407,8 @@ raise_for(SessionObject *self, int code, const char *what)
             state, self->verify_status,
             self->check_hostname ? self->hostname : NULL,
             peer_is_self_signed(self));
-    if (self->verify_failed)
+    if (self->verify_failed
+        || (code == GNUTLS_E_NO_CERTIFICATE_FOUND && self->server_side))
         return errors_raise_fmt(
             state, code, "%s: the peer sent no certificate but one is required",
             what);
@@ -533,7 +541,8 @@ packet_list_free(packet_list *l)
 static int
 decrypt_all(SessionObject *self, packet_list *out)
 {
-    for (int idle = 0; idle < 64;) {
+    size_t left = SIZE_MAX;
+    for (;;) {
         gnutls_packet_t packet = NULL;
         ssize_t ret = gnutls_record_recv_packet(self->session, &packet);
         if (ret > 0) {
@@ -549,22 +558,22 @@ decrypt_all(SessionObject *self, packet_list *out)
             self->peer_closed = 1;
             return 0;
         }
-        if (ret == GNUTLS_E_AGAIN)
-            return 0;
         if (ret == GNUTLS_E_REHANDSHAKE) {
             /* A TLS 1.2 peer asks to renegotiate: we never do. */
             gnutls_alert_send(self->session, GNUTLS_AL_WARNING,
                               GNUTLS_A_NO_RENEGOTIATION);
-            idle++;
-            continue;
+        } else if (gnutls_error_is_fatal((int)ret)) {
+            return (int)ret;
         }
-        if (!gnutls_error_is_fatal((int)ret)) {
-            idle++;
+        /* GNUTLS_E_AGAIN also follows a post-handshake message (a TLS 1.3
+         * session ticket or key update) while records are still buffered:
+         * go on as long as the input keeps shrinking. */
+        if (gnutls_record_check_pending(self->session) > 0)
             continue;
-        }
-        return (int)ret;
+        if (self->in.len == 0 || self->in.len >= left)
+            return 0;
+        left = self->in.len;
     }
-    return 0;
 }
 
 static PyObject *

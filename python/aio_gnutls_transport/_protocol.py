@@ -326,14 +326,10 @@ class GnutlsHandshakeProtocol(asyncio.Protocol):
                     self._deliver_buffered(plain)
                 else:
                     self._app_protocol.data_received(plain)
-                if session.peer_closed or session.incoming_size:
+                if session.peer_closed:
                     self._do_read()
             elif plain is None:
                 self._on_close_notify()
-            elif session.incoming_size:
-                # GnuTLS may stop after a post-handshake message (e.g. a
-                # session ticket) with complete records still buffered.
-                self._do_read()
             return
         state = self._state
         if state is _WRAPPED:
@@ -521,7 +517,6 @@ class GnutlsHandshakeProtocol(asyncio.Protocol):
     def _do_read(self):
         """Deliver all decryptable data; handle close_notify and EOF."""
         session = self._session
-        left = -1
         while self._reading:
             try:
                 plain = session.read()
@@ -535,19 +530,14 @@ class GnutlsHandshakeProtocol(asyncio.Protocol):
                     self._deliver_buffered(plain)
                 else:
                     self._app_protocol.data_received(plain)
-                if (session.peer_closed or self._eof_received
-                        or session.incoming_size):
+                if session.peer_closed or self._eof_received:
                     continue
                 return
             if plain is None:
                 self._on_close_notify()
                 return
-            # b"": more input is needed, unless GnuTLS stopped early after
-            # a post-handshake message with records still buffered.
-            size = session.incoming_size
-            if size and size != left:
-                left = size
-                continue
+            # b"": more input is needed.  After EOF the session reports
+            # the truncation itself; this only makes sure it is never lost.
             if self._eof_received:
                 self._on_read_error(_PrematureTerminationError(
                     0, "the peer closed the connection without close_notify"))
@@ -621,16 +611,10 @@ class GnutlsHandshakeProtocol(asyncio.Protocol):
     def _drain_after_close(self):
         # After close(): discard data until the peer's close_notify.
         session = self._session
-        left = -1
         try:
-            while True:
+            plain = session.read()
+            while plain:
                 plain = session.read()
-                if plain:
-                    continue
-                size = session.incoming_size
-                if plain is None or not size or size == left:
-                    break
-                left = size
         except Exception as exc:
             self._on_read_error(exc)
             return
@@ -976,96 +960,42 @@ class GnutlsObject:
         return 0
 
 
+# The names the stdlib (OpenSSL) gives to distinguished name attributes;
+# other attributes keep their dotted OID.
 _ATTRIBUTE_NAMES = {
-    "CN": "commonName",
-    "C": "countryName",
-    "L": "localityName",
-    "ST": "stateOrProvinceName",
-    "S": "stateOrProvinceName",
-    "O": "organizationName",
-    "OU": "organizationalUnitName",
-    "STREET": "streetAddress",
-    "DC": "domainComponent",
-    "UID": "userId",
-    "EMAIL": "emailAddress",
-    "E": "emailAddress",
-    "EMAILADDRESS": "emailAddress",
-    "SERIALNUMBER": "serialNumber",
-    "SN": "surname",
-    "GN": "givenName",
-    "GIVENNAME": "givenName",
-    "T": "title",
-    "TITLE": "title",
-    "INITIALS": "initials",
-    "PSEUDONYM": "pseudonym",
-    "GENERATIONQUALIFIER": "generationQualifier",
-    "DNQUALIFIER": "dnQualifier",
-    "NAME": "name",
-    "POSTALCODE": "postalCode",
-    "BUSINESSCATEGORY": "businessCategory",
-    "DESCRIPTION": "description",
-    "JURISDICTIONOFINCORPORATIONCOUNTRYNAME":
-        "jurisdictionCountryName",
-    "JURISDICTIONOFINCORPORATIONSTATEORPROVINCENAME":
-        "jurisdictionStateOrProvinceName",
-    "JURISDICTIONOFINCORPORATIONLOCALITYNAME":
-        "jurisdictionLocalityName",
+    "2.5.4.3": "commonName",
+    "2.5.4.4": "surname",
+    "2.5.4.5": "serialNumber",
+    "2.5.4.6": "countryName",
+    "2.5.4.7": "localityName",
+    "2.5.4.8": "stateOrProvinceName",
+    "2.5.4.9": "streetAddress",
+    "2.5.4.10": "organizationName",
+    "2.5.4.11": "organizationalUnitName",
+    "2.5.4.12": "title",
+    "2.5.4.13": "description",
+    "2.5.4.15": "businessCategory",
+    "2.5.4.17": "postalCode",
+    "2.5.4.41": "name",
+    "2.5.4.42": "givenName",
+    "2.5.4.43": "initials",
+    "2.5.4.44": "generationQualifier",
+    "2.5.4.46": "dnQualifier",
+    "2.5.4.65": "pseudonym",
+    "0.9.2342.19200300.100.1.1": "userId",
+    "0.9.2342.19200300.100.1.25": "domainComponent",
+    "1.2.840.113549.1.9.1": "emailAddress",
+    "1.3.6.1.4.1.311.60.2.1.1": "jurisdictionLocalityName",
+    "1.3.6.1.4.1.311.60.2.1.2": "jurisdictionStateOrProvinceName",
+    "1.3.6.1.4.1.311.60.2.1.3": "jurisdictionCountryName",
 }
 
-_HEX = frozenset("0123456789abcdefABCDEF")
 
-
-def parse_rfc4514(text):
-    """Split an RFC 4514 distinguished name into RDNs, in the string's order.
-
-    Returns a list of RDNs, each a list of (attribute, value) pairs.
-    """
-    rdns = []
-    rdn = []
-    i = 0
-    n = len(text)
-    while i < n:
-        eq = text.find("=", i)
-        if eq < 0:
-            raise ValueError("malformed distinguished name: %r" % text)
-        attr = text[i:eq].strip()
-        i = eq + 1
-        raw = bytearray()
-        while i < n:
-            c = text[i]
-            if c == "\\" and i + 1 < n:
-                pair = text[i + 1:i + 3]
-                if len(pair) == 2 and pair[0] in _HEX and pair[1] in _HEX:
-                    raw.append(int(pair, 16))
-                    i += 3
-                else:
-                    raw += text[i + 1].encode("utf-8")
-                    i += 2
-            elif c == "," or c == "+" or c == ";":
-                break
-            else:
-                raw += c.encode("utf-8")
-                i += 1
-        rdn.append((attr, raw.decode("utf-8", "replace")))
-        if i < n and text[i] == "+":
-            i += 1
-            continue
-        rdns.append(rdn)
-        rdn = []
-        i += 1
-    if rdn:
-        rdns.append(rdn)
-    return rdns
-
-
-def _dn_to_stdlib(text):
-    # RFC 4514 lists the most specific RDN first; the stdlib's dict lists
-    # them in certificate order.
-    rdns = parse_rfc4514(text) if text else []
+def _dn_to_stdlib(components):
+    # Certificate order, as the stdlib's dict has it.
     return tuple(
-        tuple((_ATTRIBUTE_NAMES.get(attr.upper(), attr), value)
-              for attr, value in rdn)
-        for rdn in reversed(rdns))
+        tuple((_ATTRIBUTE_NAMES.get(oid, oid), value) for oid, value in rdn)
+        for rdn in components)
 
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
@@ -1085,10 +1015,10 @@ def decode_certificate(der):
     returns."""
     info = _gnutls.certificate_info(der)
     cert = {
-        "subject": _dn_to_stdlib(info.get("subject", "")),
-        "issuer": _dn_to_stdlib(info.get("issuer", "")),
-        "version": info.get("version"),
-        "serialNumber": str(info.get("serial", "")).replace(":", "").upper(),
+        "subject": _dn_to_stdlib(info.get("subject_components", ())),
+        "issuer": _dn_to_stdlib(info.get("issuer_components", ())),
+        "version": info["version"],
+        "serialNumber": info["serial"],
         "notBefore": _asn1_time(info["not_before"]),
         "notAfter": _asn1_time(info["not_after"]),
     }
