@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
+#include <gnutls/abstract.h>
 #include <gnutls/x509.h>
 
 static int
@@ -44,6 +45,61 @@ optional_path(PyObject *obj, void *out)
     return PyUnicode_FSConverter(obj, out);
 }
 
+/* Forget the PIN, leaving no copy in memory. */
+static void
+clear_pin(CredentialsObject *self)
+{
+    if (self->pin != NULL) {
+        gnutls_memset(self->pin, 0, strlen(self->pin));
+        free(self->pin);
+        self->pin = NULL;
+    }
+}
+
+/* GnuTLS asks for the PIN of a token (to load a key, or to sign with it
+ * during a handshake).  A PIN is given at most once per request: when the
+ * token says it was wrong, we stop, and forget it, because every retry
+ * brings a real smartcard closer to locking itself. */
+static int
+pin_cb(void *userdata, int attempt, const char *token_url,
+       const char *token_label, unsigned int flags, char *pin, size_t pin_max)
+{
+    CredentialsObject *self = userdata;
+    (void)token_url;
+    (void)token_label;
+    if ((flags & GNUTLS_PIN_WRONG) || attempt > 0) {
+        self->pin_rejected = 1;
+        clear_pin(self);
+        return -1;
+    }
+    if (self->pin == NULL) {
+        self->pin_missing = 1;
+        return -1;
+    }
+    size_t len = strlen(self->pin);
+    if (len >= pin_max)
+        return -1;
+    memcpy(pin, self->pin, len + 1);
+    return 0;
+}
+
+/* Keep a private copy of PASSWORD as the PIN for token keys; -1 on error. */
+static int
+set_pin(CredentialsObject *self, const char *password)
+{
+    clear_pin(self);
+    self->pin_rejected = 0;
+    self->pin_missing = 0;
+    if (password == NULL)
+        return 0;
+    self->pin = strdup(password);
+    if (self->pin == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 Credentials_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -63,6 +119,7 @@ Credentials_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     }
     self->cred = cred;
+    gnutls_certificate_set_pin_function(cred, pin_cb, self);
     return (PyObject *)self;
 }
 
@@ -72,6 +129,7 @@ Credentials_dealloc(CredentialsObject *self)
     PyTypeObject *type = Py_TYPE(self);
     if (self->cred != NULL)
         gnutls_certificate_free_credentials(self->cred);
+    clear_pin(self);
     type->tp_free(self);
     Py_DECREF(type);
 }
@@ -112,13 +170,16 @@ Credentials_load_cert_chain(CredentialsObject *self, PyObject *args,
             goto out;
         }
     }
-    if (keyfile == NULL)
+    int key_given = keyfile != NULL;
+    if (!key_given)
         keyfile = Py_NewRef(certfile);
     if (check_readable(certfile) < 0 || check_readable(keyfile) < 0)
         goto out;
 
     const char *cert = PyBytes_AS_STRING(certfile);
     const char *key = PyBytes_AS_STRING(keyfile);
+    if (set_pin(self, pass) < 0)
+        goto out;
     int ret = gnutls_certificate_set_x509_key_file2(
         self->cred, cert, key, GNUTLS_X509_FMT_PEM, pass, 0);
     if (ret == GNUTLS_E_BASE64_DECODING_ERROR
@@ -128,15 +189,50 @@ Credentials_load_cert_chain(CredentialsObject *self, PyObject *args,
         if (der >= 0)
             ret = der;
     }
+    if (ret < 0 && self->pin_rejected) {
+        errors_raise_fmt(state, GNUTLS_E_PKCS11_PIN_ERROR,
+                         "wrong PIN for the token of '%s': the token rejected "
+                         "it (not retried, so as not to lock the token)", key);
+        goto out;
+    }
+    if (ret < 0 && self->pin_missing) {
+        errors_raise_fmt(state, GNUTLS_E_PKCS11_PIN_ERROR,
+                         "the token of '%s' needs a PIN: give it as password "
+                         "or in the URL (pin-value or pin-source)", key);
+        goto out;
+    }
     if (ret < 0) {
         const char *hint = "";
-        if (ret == GNUTLS_E_DECRYPTION_FAILED
-            || ret == GNUTLS_E_PK_INVALID_PRIVKEY)
+        switch (ret) {
+        case GNUTLS_E_DECRYPTION_FAILED:
+        case GNUTLS_E_PK_INVALID_PRIVKEY:
             hint = pass != NULL ? " (wrong password?)"
                                 : " (the key is encrypted: a password is needed)";
-        errors_raise_fmt(state, ret,
-                         "cannot load certificate '%s' with key '%s'%s",
-                         cert, key, hint);
+            break;
+        case GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE:
+            hint = is_pkcs11_url(key) ? " (no such object on the token)"
+                   : key_given ? " (no private key found in the key file)"
+                   : " (no private key in the certificate file: give the key "
+                     "file too)";
+            break;
+        case GNUTLS_E_BASE64_DECODING_ERROR:
+        case GNUTLS_E_BASE64_UNEXPECTED_HEADER_ERROR:
+        case GNUTLS_E_ASN1_DER_ERROR:
+        case GNUTLS_E_ASN1_TAG_ERROR:
+        case GNUTLS_E_ASN1_ELEMENT_NOT_FOUND:
+            hint = " (expected a PEM or DER certificate and private key)";
+            break;
+        default:
+            break;
+        }
+        if (key_given)
+            errors_raise_fmt(state, ret,
+                             "cannot load certificate '%s' with key '%s'%s",
+                             cert, key, hint);
+        else
+            errors_raise_fmt(state, ret,
+                             "cannot load certificate and key from '%s'%s",
+                             cert, hint);
         goto out;
     }
     self->chain_count++;
@@ -184,6 +280,8 @@ Credentials_load_verify_file(CredentialsObject *self, PyObject *arg)
     }
     /* A file may hold CRLs beside (or instead of) CA certificates. */
     int crls = gnutls_certificate_set_x509_crl_file(self->cred, path, fmt);
+    if (crls > 0)
+        self->crl_count += crls;
     if (crls > 0 && ret <= 0)
         result = PyLong_FromLong(0);
     else
@@ -233,6 +331,7 @@ Credentials_load_verify_mem(CredentialsObject *self, PyObject *args,
     if (!der) {
         int c = gnutls_certificate_set_x509_crl_mem(self->cred, &datum, fmt);
         crls = c > 0 ? c : 0;
+        self->crl_count += crls;
     }
     if (ret == 0 && crls > 0)
         result = PyLong_FromLong(0);
@@ -257,6 +356,46 @@ Credentials_load_system_trust(CredentialsObject *self, PyObject *unused)
                                 "the system trust store holds no certificates");
     self->ca_count += ret;
     return PyLong_FromLong(ret);
+}
+
+static PyObject *
+Credentials_ca_certificates(CredentialsObject *self, PyObject *unused)
+{
+    (void)unused;
+    gnutls_x509_trust_list_t tlist;
+    gnutls_certificate_get_trust_list(self->cred, &tlist);
+    PyObject *list = PyList_New(0);
+    if (list == NULL)
+        return NULL;
+    gnutls_x509_trust_list_iter_t iter = NULL;
+    gnutls_x509_crt_t crt;
+    int ret;
+    while ((ret = gnutls_x509_trust_list_iter_get_ca(tlist, &iter, &crt)) == 0) {
+        gnutls_datum_t der = {NULL, 0};
+        ret = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &der);
+        gnutls_x509_crt_deinit(crt);
+        if (ret < 0)
+            continue;
+        PyObject *item = PyBytes_FromStringAndSize((const char *)der.data,
+                                                   der.size);
+        gnutls_free(der.data);
+        if (item == NULL || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(list);
+            gnutls_x509_trust_list_iter_deinit(iter);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    gnutls_x509_trust_list_iter_deinit(iter);
+    return list;
+}
+
+static PyObject *
+Credentials_get_crl_count(CredentialsObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromSsize_t(self->crl_count);
 }
 
 static PyObject *
@@ -290,10 +429,16 @@ static PyMethodDef Credentials_methods[] = {
     {"load_system_trust", (PyCFunction)Credentials_load_system_trust,
      METH_NOARGS,
      "load_system_trust()\n--\n\nTrust the system's CA store."},
+    {"ca_certificates", (PyCFunction)Credentials_ca_certificates,
+     METH_NOARGS,
+     "ca_certificates()\n--\n\nThe trusted CA certificates held in memory "
+     "(DER).  Anchors that stay on a PKCS#11 token are not listed."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef Credentials_getset[] = {
+    {"crl_count", (getter)Credentials_get_crl_count, NULL,
+     "Number of CRLs loaded.", NULL},
     {"ca_count", (getter)Credentials_get_ca_count, NULL,
      "Number of trusted CA certificates loaded.", NULL},
     {"chain_count", (getter)Credentials_get_chain_count, NULL,

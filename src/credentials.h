@@ -13,7 +13,11 @@ typedef struct {
     PyObject_HEAD
     gnutls_certificate_credentials_t cred;
     Py_ssize_t ca_count;
+    Py_ssize_t crl_count;
     Py_ssize_t chain_count;
+    char *pin;            /* PIN for keys on PKCS#11 tokens, or NULL */
+    int pin_rejected;     /* the token said the PIN was wrong */
+    int pin_missing;      /* a token asked for a PIN and we had none */
 } CredentialsObject;
 
 extern PyType_Spec credentials_spec;

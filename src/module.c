@@ -9,6 +9,7 @@
 #include "module.h"
 #include "credentials.h"
 #include "errors.h"
+#include "pkcs11.h"
 #include "priority.h"
 #include "session.h"
 #include "x509.h"
@@ -109,6 +110,16 @@ static PyMethodDef module_methods[] = {
      "certificate_info(der)\n--\n\n"
      "Subject, issuer, serial, validity and alternative names of a DER "
      "certificate, as a dict."},
+    {"pkcs11_add_provider", pkcs11_add_provider, METH_O,
+     "pkcs11_add_provider(path)\n--\n\n"
+     "Load the PKCS#11 module at PATH, beside those p11-kit registers."},
+    {"pkcs11_tokens", pkcs11_tokens, METH_NOARGS,
+     "pkcs11_tokens()\n--\n\n"
+     "The PKCS#11 tokens GnuTLS sees: a list of dicts with url, label, "
+     "manufacturer, model, serial, module and flags."},
+    {"pkcs11_modules", pkcs11_modules, METH_NOARGS,
+     "pkcs11_modules()\n--\n\n"
+     "The PKCS#11 modules p11-kit's configuration registers (name, path)."},
     {NULL, NULL, 0, NULL},
 };
 
