@@ -141,16 +141,14 @@ errors_raise(module_state *state, int code, const char *what)
     return NULL;
 }
 
-PyObject *
-errors_raise_fmt(module_state *state, int code, const char *fmt, ...)
+static PyObject *
+raise_v(module_state *state, int code, int explain, const char *fmt,
+        va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
     PyObject *what = PyUnicode_FromFormatV(fmt, ap);
-    va_end(ap);
     if (what == NULL)
         return NULL;
-    PyObject *message = code != 0
+    PyObject *message = explain && code != 0
         ? PyUnicode_FromFormat("%U: %s", what, gnutls_strerror(code))
         : Py_NewRef(what);
     Py_DECREF(what);
@@ -158,6 +156,26 @@ errors_raise_fmt(module_state *state, int code, const char *fmt, ...)
         return NULL;
     raise_with(class_for_code(state, code), code, message);
     Py_DECREF(message);
+    return NULL;
+}
+
+PyObject *
+errors_raise_fmt(module_state *state, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    raise_v(state, code, 1, fmt, ap);
+    va_end(ap);
+    return NULL;
+}
+
+PyObject *
+errors_raise_plain(module_state *state, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    raise_v(state, code, 0, fmt, ap);
+    va_end(ap);
     return NULL;
 }
 
@@ -224,46 +242,94 @@ errors_alert_for_status(unsigned int status)
     return GNUTLS_A_BAD_CERTIFICATE;
 }
 
+/* Our own words for each reason GnuTLS may reject a certificate. */
+static const struct {
+    unsigned int bit;
+    const char *text;
+} status_texts[] = {
+    {GNUTLS_CERT_REVOKED, "the certificate has been revoked"},
+    {GNUTLS_CERT_SIGNER_NOT_FOUND, "its issuer is unknown (not among the "
+                                   "trusted CAs)"},
+    {GNUTLS_CERT_SIGNER_NOT_CA, "its issuer is not a CA"},
+    {GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE, "it breaks its issuer's "
+                                             "constraints"},
+    {GNUTLS_CERT_EXPIRED, "the certificate has expired"},
+    {GNUTLS_CERT_NOT_ACTIVATED, "the certificate is not yet valid"},
+    {GNUTLS_CERT_INSECURE_ALGORITHM, "it is signed with an insecure algorithm"},
+    {GNUTLS_CERT_SIGNATURE_FAILURE, "its signature is invalid"},
+    {GNUTLS_CERT_PURPOSE_MISMATCH, "it is not meant for this purpose "
+                                   "(extended key usage)"},
+    {GNUTLS_CERT_REVOCATION_DATA_SUPERSEDED, "its revocation data is "
+                                             "superseded"},
+    {GNUTLS_CERT_REVOCATION_DATA_ISSUED_IN_FUTURE, "its revocation data is "
+                                                   "issued in the future"},
+    {GNUTLS_CERT_MISMATCH, "it differs from the expected certificate"},
+    {GNUTLS_CERT_UNEXPECTED_OWNER, NULL},   /* needs the host name */
+};
+
+/* "certificate verification failed: <reason>; <reason>..." */
+static PyObject *
+verification_message(unsigned int status, const char *hostname,
+                     int self_signed)
+{
+    PyObject *parts = PyList_New(0);
+    if (parts == NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof(status_texts) / sizeof(status_texts[0]); i++) {
+        if (!(status & status_texts[i].bit))
+            continue;
+        PyObject *part;
+        if (status_texts[i].bit == GNUTLS_CERT_UNEXPECTED_OWNER)
+            part = PyUnicode_FromFormat(
+                "hostname mismatch: the certificate is not valid for '%s'",
+                hostname != NULL ? hostname : "?");
+        else if (status_texts[i].bit == GNUTLS_CERT_SIGNER_NOT_FOUND
+                 && self_signed)
+            part = PyUnicode_FromString(
+                "it is self-signed and its issuer is unknown (not among the "
+                "trusted CAs)");
+        else
+            part = PyUnicode_FromString(status_texts[i].text);
+        if (part == NULL || PyList_Append(parts, part) < 0) {
+            Py_XDECREF(part);
+            Py_DECREF(parts);
+            return NULL;
+        }
+        Py_DECREF(part);
+    }
+    PyObject *message = NULL;
+    if (PyList_GET_SIZE(parts) == 0) {
+        message = PyUnicode_FromString(
+            "certificate verification failed: the certificate is not trusted");
+    } else {
+        PyObject *sep = PyUnicode_FromString("; ");
+        PyObject *joined = sep != NULL ? PyUnicode_Join(sep, parts) : NULL;
+        if (joined != NULL)
+            message = PyUnicode_FromFormat("certificate verification failed: "
+                                           "%U", joined);
+        Py_XDECREF(sep);
+        Py_XDECREF(joined);
+    }
+    Py_DECREF(parts);
+    return message;
+}
+
 PyObject *
 errors_raise_verification(module_state *state, unsigned int status,
                           const char *hostname, int self_signed)
 {
-    gnutls_datum_t text = {NULL, 0};
     const char *verify_message;
     int verify_code = verify_code_for(status, self_signed, &verify_message);
-    PyObject *message = NULL, *vmsg = NULL, *exc = NULL;
-
-    int ret = gnutls_certificate_verification_status_print(
-        status, GNUTLS_CRT_X509, &text, 0);
-    if (ret < 0)
-        message = PyUnicode_FromFormat(
-            "certificate verification failed: %s", verify_message);
-    else {
-        /* GnuTLS ends its sentences with a space; drop it. */
-        size_t len = strlen((const char *)text.data);
-        while (len > 0 && text.data[len - 1] == ' ')
-            len--;
-        PyObject *why = PyUnicode_DecodeUTF8((const char *)text.data,
-                                             (Py_ssize_t)len, "replace");
-        message = why == NULL ? NULL : PyUnicode_FromFormat(
-            "certificate verification failed: %U", why);
-        Py_XDECREF(why);
-    }
-    gnutls_free(text.data);
+    PyObject *vmsg = NULL, *exc = NULL;
+    PyObject *message = verification_message(status, hostname, self_signed);
     if (message == NULL)
         return NULL;
-    if ((status & GNUTLS_CERT_UNEXPECTED_OWNER) && hostname != NULL) {
-        PyObject *more = PyUnicode_FromFormat(
-            "%U (the certificate is not valid for '%s')", message, hostname);
-        Py_DECREF(message);
-        message = more;
-        if (message == NULL)
-            return NULL;
+    if ((status & GNUTLS_CERT_UNEXPECTED_OWNER) && hostname != NULL
+        && verify_code == X509_V_ERR_HOSTNAME_MISMATCH)
         vmsg = PyUnicode_FromFormat(
             "Hostname mismatch, certificate is not valid for '%s'.", hostname);
-    } else {
+    else
         vmsg = PyUnicode_FromString(verify_message);
-    }
     if (vmsg == NULL)
         goto out;
 

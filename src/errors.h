@@ -19,6 +19,11 @@ PyObject *errors_raise(module_state *state, int code, const char *what);
 /* Same, with a printf-style WHAT. */
 PyObject *errors_raise_fmt(module_state *state, int code, const char *fmt, ...);
 
+/* Raise for CODE with exactly the printf-style message given, when it says
+ * more than GnuTLS's explanation would. */
+PyObject *errors_raise_plain(module_state *state, int code, const char *fmt,
+                             ...);
+
 /* Raise CertificateVerificationError for a GnuTLS verification STATUS
  * (gnutls_certificate_status_t bits); HOSTNAME may be NULL.  Returns NULL. */
 PyObject *errors_raise_verification(module_state *state, unsigned int status,

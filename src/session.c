@@ -409,21 +409,23 @@ raise_for(SessionObject *self, int code, const char *what)
             peer_is_self_signed(self));
     if (self->verify_failed
         || (code == GNUTLS_E_NO_CERTIFICATE_FOUND && self->server_side))
-        return errors_raise_fmt(
+        return errors_raise_plain(
             state, code, "%s: the peer sent no certificate but one is required",
             what);
     if (code == GNUTLS_E_FATAL_ALERT_RECEIVED
         || code == GNUTLS_E_WARNING_ALERT_RECEIVED) {
         gnutls_alert_description_t alert = gnutls_alert_get(self->session);
         const char *name = gnutls_alert_get_name(alert);
-        return errors_raise_fmt(state, code,
-                                "%s: the peer sent alert '%s' (%d)", what,
-                                name != NULL ? name : "unknown", (int)alert);
+        return errors_raise_plain(state, code,
+                                  "%s: the peer sent the alert '%s' (%d)",
+                                  what, name != NULL ? name : "unknown",
+                                  (int)alert);
     }
     if (code == GNUTLS_E_PREMATURE_TERMINATION)
-        return errors_raise_fmt(
+        return errors_raise_plain(
             state, code,
-            "%s: the peer closed the connection without close_notify", what);
+            "%s: the peer closed the connection without close_notify (the "
+            "data may have been truncated)", what);
     return errors_raise_fmt(state, code, "%s", what);
 }
 

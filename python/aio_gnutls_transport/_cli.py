@@ -376,19 +376,35 @@ def _on_signals(loop, callback, signals=(signal.SIGINT, signal.SIGTERM)):
 # ------------------------------------------------------ TLS context setup
 
 
+def _load(option, load, *args, **kwargs):
+    """Run a context loader; an error names the command-line option."""
+    try:
+        load(*args, **kwargs)
+    except OSError as exc:
+        raise CliError("%s: %s" % (option, error_text(exc)))
+
+
 def _client_context(args):
     from aio_gnutls_transport import ssl
 
-    # Without --cafile/--capath this loads the system trust store.
-    context = ssl.create_default_context(cafile=args.cafile,
-                                         capath=args.capath)
+    # Without --cafile/--capath the system trust store is used.
+    if args.cafile is not None or args.capath is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if args.cafile is not None:
+            _load("--cafile", context.load_verify_locations,
+                  cafile=args.cafile)
+        if args.capath is not None:
+            _load("--capath", context.load_verify_locations,
+                  capath=args.capath)
+    else:
+        context = ssl.create_default_context()
     if args.insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if args.key is not None and args.cert is None:
         raise CliError("--key needs --cert")
     if args.cert is not None:
-        context.load_cert_chain(args.cert, args.key)
+        _load("--cert/--key", context.load_cert_chain, args.cert, args.key)
     if args.priority is not None:
         context.gnutls_set_priority(args.priority)
     return context
@@ -398,7 +414,7 @@ def _server_context(args):
     from aio_gnutls_transport import ssl
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(args.cert, args.key)
+    _load("--cert/--key", context.load_cert_chain, args.cert, args.key)
     verify = args.verify
     if verify is None:
         verify = "required" if args.cafile is not None else "none"
@@ -406,7 +422,7 @@ def _server_context(args):
         raise CliError("--verify %s needs --cafile to check client "
                        "certificates against" % verify)
     if args.cafile is not None:
-        context.load_verify_locations(cafile=args.cafile)
+        _load("--cafile", context.load_verify_locations, cafile=args.cafile)
     context.verify_mode = {
         "none": ssl.CERT_NONE,
         "optional": ssl.CERT_OPTIONAL,
@@ -701,8 +717,7 @@ async def _client(args):
     except OSError as exc:
         import ssl as stdlib_ssl
         if isinstance(exc, stdlib_ssl.SSLError):
-            raise CliError("TLS handshake with %s failed: %s"
-                           % (address, error_text(exc)))
+            raise CliError("%s: %s" % (address, error_text(exc)))
         raise CliError("cannot connect to %s: %s" % (address, error_text(exc)))
     except asyncio.TimeoutError:
         raise CliError("TLS handshake with %s timed out" % address)
