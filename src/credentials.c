@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <gnutls/abstract.h>
 #include <gnutls/x509.h>
 
@@ -18,14 +19,26 @@ is_pkcs11_url(const char *s)
     return strncmp(s, "pkcs11:", 7) == 0;
 }
 
-/* Raise FileNotFoundError/PermissionError naming PATH unless it can be read.
- * URLs are left for GnuTLS to resolve. */
+enum path_kind { PATH_FILE, PATH_DIR };
+
+/* Raise FileNotFoundError, PermissionError, IsADirectoryError or
+ * NotADirectoryError naming PATH unless it is a readable file (or
+ * directory).  URLs are left for GnuTLS to resolve. */
 static int
-check_readable(PyObject *path_bytes)
+check_path(PyObject *path_bytes, enum path_kind kind)
 {
     const char *path = PyBytes_AS_STRING(path_bytes);
-    if (is_pkcs11_url(path) || access(path, R_OK) == 0)
+    struct stat st;
+    if (is_pkcs11_url(path))
         return 0;
+    if (access(path, R_OK) == 0 && stat(path, &st) == 0) {
+        if (kind == PATH_DIR && !S_ISDIR(st.st_mode))
+            errno = ENOTDIR;
+        else if (kind == PATH_FILE && S_ISDIR(st.st_mode))
+            errno = EISDIR;
+        else
+            return 0;
+    }
     PyObject *name = PyUnicode_DecodeFSDefault(path);
     if (name != NULL) {
         PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, name);
@@ -173,7 +186,7 @@ Credentials_load_cert_chain(CredentialsObject *self, PyObject *args,
     int key_given = keyfile != NULL;
     if (!key_given)
         keyfile = Py_NewRef(certfile);
-    if (check_readable(certfile) < 0 || check_readable(keyfile) < 0)
+    if (check_path(certfile, PATH_FILE) < 0 || check_path(keyfile, PATH_FILE) < 0)
         goto out;
 
     const char *cert = PyBytes_AS_STRING(certfile);
@@ -265,7 +278,7 @@ Credentials_load_verify_file(CredentialsObject *self, PyObject *arg)
     if (!PyUnicode_FSConverter(arg, &path_bytes))
         return NULL;
     PyObject *result = NULL;
-    if (check_readable(path_bytes) < 0)
+    if (check_path(path_bytes, PATH_FILE) < 0)
         goto out;
     const char *path = PyBytes_AS_STRING(path_bytes);
     gnutls_x509_crt_fmt_t fmt = GNUTLS_X509_FMT_PEM;
@@ -299,7 +312,7 @@ Credentials_load_verify_dir(CredentialsObject *self, PyObject *arg)
         return NULL;
     PyObject *result = NULL;
     const char *path = PyBytes_AS_STRING(path_bytes);
-    if (check_readable(path_bytes) < 0)
+    if (check_path(path_bytes, PATH_DIR) < 0)
         goto out;
     int ret = gnutls_certificate_set_x509_trust_dir(self->cred, path,
                                                     GNUTLS_X509_FMT_PEM);
@@ -335,6 +348,12 @@ Credentials_load_verify_mem(CredentialsObject *self, PyObject *args,
     }
     if (ret == 0 && crls > 0)
         result = PyLong_FromLong(0);
+    else if (ret < 0 && der && view.len >= 10
+             && memmem(view.buf, view.len, "-----BEGIN", 10) != NULL)
+        result = errors_raise_fmt(
+            module_state_from_type(Py_TYPE(self)), ret,
+            "cannot load CA certificates from cadata: bytes are read as DER, "
+            "but this is PEM text (pass it as a str)");
     else
         result = count_loaded(self, ret, "CA certificates",
                               der ? "cadata (DER)" : "cadata (PEM)");

@@ -6,6 +6,9 @@
  * Multi-phase initialisation (PEP 489) with heap types and per-module state,
  * so the module can be loaded in several interpreters.
  */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
 #include "module.h"
 #include "credentials.h"
 #include "errors.h"
@@ -68,7 +71,16 @@ module_exec(PyObject *module)
         || PyModule_AddIntConstant(module, "SHUT_RDWR", GNUTLS_SHUT_RDWR) < 0
         || PyModule_AddIntConstant(module, "SHUT_WR", GNUTLS_SHUT_WR) < 0
         || PyModule_AddStringConstant(module, "GNUTLS_VERSION",
-                                      gnutls_check_version(NULL)) < 0)
+                                      gnutls_check_version(NULL)) < 0
+#ifdef P11KIT_BUILD_VERSION
+        || PyModule_AddStringConstant(module, "P11KIT_VERSION",
+                                      P11KIT_BUILD_VERSION) < 0
+#endif
+#ifdef SITE_CONFIG_FILE
+        || PyModule_AddStringConstant(module, "SITE_CONFIG_FILE",
+                                      SITE_CONFIG_FILE) < 0
+#endif
+       )
         return -1;
     return 0;
 }

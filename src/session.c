@@ -236,6 +236,12 @@ Session_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "server_hostname must be a str or None");
         return NULL;
     }
+    if (check_hostname && verify_mode == VERIFY_CERT_NONE) {
+        PyErr_SetString(PyExc_ValueError,
+                        "check_hostname needs verify_mode CERT_OPTIONAL or "
+                        "CERT_REQUIRED");
+        return NULL;
+    }
     if (check_hostname && !server_side && server_hostname == Py_None) {
         PyErr_SetString(PyExc_ValueError,
                         "check_hostname requires server_hostname");
@@ -421,6 +427,10 @@ raise_for(SessionObject *self, int code, const char *what)
                                   what, name != NULL ? name : "unknown",
                                   (int)alert);
     }
+    if (code == GNUTLS_E_PREMATURE_TERMINATION && !self->handshake_done)
+        return errors_raise_plain(
+            state, code,
+            "%s: the peer closed the connection during the handshake", what);
     if (code == GNUTLS_E_PREMATURE_TERMINATION)
         return errors_raise_plain(
             state, code,
@@ -451,6 +461,15 @@ raise_failed(SessionObject *self)
 }
 
 /* ---- methods ---- */
+
+/* Report a failure that read() found after data it returned. */
+static PyObject *
+raise_pending(SessionObject *self)
+{
+    int code = self->pending_error;
+    self->pending_error = 0;
+    return fail_with(self, code, "TLS read failed");
+}
 
 static PyObject *
 Session_feed(SessionObject *self, PyObject *arg)
@@ -584,11 +603,8 @@ Session_read(SessionObject *self, PyObject *unused)
     (void)unused;
     if (enter(self) < 0)
         return NULL;
-    if (self->pending_error) {
-        int code = self->pending_error;
-        self->pending_error = 0;
-        return fail_with(self, code, "TLS read failed");
-    }
+    if (self->pending_error)
+        return raise_pending(self);
     if (self->failed)
         return raise_failed(self);
     if (!self->handshake_done) {
@@ -652,6 +668,8 @@ Session_write(SessionObject *self, PyObject *arg)
 {
     if (enter(self) < 0)
         return NULL;
+    if (self->pending_error)
+        return raise_pending(self);
     if (self->failed)
         return raise_failed(self);
     if (!self->handshake_done) {
@@ -710,6 +728,8 @@ Session_bye(SessionObject *self, PyObject *args, PyObject *kwds)
     }
     if (enter(self) < 0)
         return NULL;
+    if (self->pending_error)
+        return raise_pending(self);
     if (self->failed)
         return raise_failed(self);
     if (!self->handshake_done) {
@@ -899,6 +919,13 @@ Session_get_pending_output(SessionObject *self, void *c)
 }
 
 static PyObject *
+Session_get_pending_error(SessionObject *self, void *c)
+{
+    (void)c;
+    return get_bool(self->pending_error != 0);
+}
+
+static PyObject *
 Session_get_verify_status(SessionObject *self, void *c)
 {
     (void)c;
@@ -951,6 +978,9 @@ static PyGetSetDef Session_getset[] = {
      "Ciphertext bytes buffered and not yet processed.", NULL},
     {"pending_output", (getter)Session_get_pending_output, NULL,
      "Ciphertext bytes waiting to be sent.", NULL},
+    {"pending_error", (getter)Session_get_pending_error, NULL,
+     "read() returned data that came before a fatal error: the next call "
+     "raises it.", NULL},
     {"verify_status", (getter)Session_get_verify_status, NULL,
      "GnuTLS verification status bits of the peer (0: verified or not "
      "checked).", NULL},

@@ -95,55 +95,85 @@ fail:
     return NULL;
 }
 
+/* (kind, text) for one subject alternative name; NULL with no error set
+ * for kinds the stdlib does not list either. */
+static PyObject *
+alt_name_item(int type, const char *buf, size_t size)
+{
+    switch (type) {
+    case GNUTLS_SAN_DNSNAME:
+    case GNUTLS_SAN_RFC822NAME:
+    case GNUTLS_SAN_URI: {
+        const char *kind = type == GNUTLS_SAN_DNSNAME ? "DNS"
+                           : type == GNUTLS_SAN_URI ? "URI" : "email";
+        /* Not UTF-8 is malformed, but must not make the certificate
+         * unreadable. */
+        PyObject *text = PyUnicode_DecodeUTF8(buf, (Py_ssize_t)size,
+                                              "backslashreplace");
+        if (text == NULL)
+            return NULL;
+        PyObject *item = Py_BuildValue("(sN)", kind, text);
+        return item;
+    }
+    case GNUTLS_SAN_IPADDRESS: {
+        char text[INET6_ADDRSTRLEN];
+        int family = size == 4 ? AF_INET : size == 16 ? AF_INET6 : 0;
+        if (family == 0 || inet_ntop(family, buf, text, sizeof(text)) == NULL)
+            return Py_BuildValue("(ss)", "IP Address", "<invalid>");
+        return Py_BuildValue("(ss)", "IP Address", text);
+    }
+    default:
+        return NULL;
+    }
+}
+
 static PyObject *
 alt_names(gnutls_x509_crt_t crt)
 {
     PyObject *list = PyList_New(0);
     if (list == NULL)
         return NULL;
+    size_t cap = 256;
+    char *buf = PyMem_Malloc(cap);
+    if (buf == NULL) {
+        Py_DECREF(list);
+        return PyErr_NoMemory();
+    }
     for (unsigned int i = 0;; i++) {
-        char buf[1024];
-        size_t size = sizeof(buf);
+        size_t size = cap;
         unsigned int type;
         int ret = gnutls_x509_crt_get_subject_alt_name2(crt, i, buf, &size,
                                                         &type, NULL);
-        if (ret == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
-            break;
-        if (ret == GNUTLS_E_SHORT_MEMORY_BUFFER)
-            continue; /* absurdly long name: skip it */
-        if (ret < 0)
-            break;
-        PyObject *item = NULL;
-        switch (ret) {
-        case GNUTLS_SAN_DNSNAME:
-            item = Py_BuildValue("(ss#)", "DNS", buf, (Py_ssize_t)size);
-            break;
-        case GNUTLS_SAN_RFC822NAME:
-            item = Py_BuildValue("(ss#)", "email", buf, (Py_ssize_t)size);
-            break;
-        case GNUTLS_SAN_URI:
-            item = Py_BuildValue("(ss#)", "URI", buf, (Py_ssize_t)size);
-            break;
-        case GNUTLS_SAN_IPADDRESS: {
-            char text[INET6_ADDRSTRLEN];
-            int family = size == 4 ? AF_INET : size == 16 ? AF_INET6 : 0;
-            if (family && inet_ntop(family, buf, text, sizeof(text)) != NULL)
-                item = Py_BuildValue("(ss)", "IP Address", text);
-            else
-                continue;
-            break;
-        }
-        default:
+        if (ret == GNUTLS_E_SHORT_MEMORY_BUFFER && size < (1 << 20)) {
+            char *bigger = PyMem_Realloc(buf, size + 1);
+            if (bigger == NULL) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+            buf = bigger;
+            cap = size + 1;
+            i--;        /* the same name again, with room for it */
             continue;
         }
-        if (item == NULL || PyList_Append(list, item) < 0) {
-            Py_XDECREF(item);
-            Py_DECREF(list);
-            return NULL;
+        if (ret < 0)    /* the end, or a name we cannot read */
+            break;
+        PyObject *item = alt_name_item(ret, buf, size);
+        if (item == NULL) {
+            if (PyErr_Occurred())
+                goto fail;
+            continue;
         }
+        int rc = PyList_Append(list, item);
         Py_DECREF(item);
+        if (rc < 0)
+            goto fail;
     }
+    PyMem_Free(buf);
     return list;
+fail:
+    PyMem_Free(buf);
+    Py_DECREF(list);
+    return NULL;
 }
 
 static PyObject *

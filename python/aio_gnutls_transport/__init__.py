@@ -25,6 +25,21 @@ from ._context import DEFAULT_PRIORITY, GnutlsContext
 from ._protocol import GnutlsHandshakeProtocol, GnutlsObject, GnutlsTransport
 from ._loop import GnutlsEventLoop, GnutlsEventLoopPolicy
 from . import ssl
+from . import _gnutls
+
+
+def load_pkcs11_module(path):
+    """Use the PKCS#11 module (a shared library) at *path* in this process.
+
+    The modules registered in p11-kit's configuration are loaded anyway;
+    this adds one without registering it system-wide, for an application
+    that brings its own (a vendor's smartcard or HSM library).  Its tokens
+    can then be named by ``pkcs11:`` URLs in ``load_cert_chain()`` and
+    ``load_verify_locations()``.  Raises GnutlsError naming *path* when the
+    module cannot be loaded.
+    """
+    _gnutls.pkcs11_add_provider(path)
+
 
 __all__ = [
     "GnutlsContext",
@@ -37,5 +52,6 @@ __all__ = [
     "GnutlsHandshakeProtocol",
     "GnutlsTransport",
     "DEFAULT_PRIORITY",
+    "load_pkcs11_module",
     "ssl",
 ]

@@ -213,13 +213,36 @@ class GnutlsContext(_stdlib_ssl.SSLContext):
         self.set_default_verify_paths()
 
     def set_default_verify_paths(self):
-        """Trust the system's CA store (as GnuTLS finds it)."""
-        try:
-            self._credentials.load_system_trust()
-        except _gnutls.GnutlsError as exc:
-            # An empty store is not an error for the stdlib either.
-            if exc.errno:
-                raise
+        """Trust the system's CA store, as GnuTLS finds it.
+
+        On Debian that is the CA bundle file, on Fedora the p11-kit trust
+        module.  A machine without one raises GnutlsError at once, rather
+        than leaving a context that fails every connection later.
+        """
+        self._credentials.load_system_trust()
+
+    def cert_store_stats(self):
+        """Counts of what was loaded for verification, like the stdlib's.
+
+        ``x509_ca`` counts the trusted CA certificates (anchors that stay
+        on a PKCS#11 token included), ``crl`` the CRLs.
+        """
+        cas = self._credentials.ca_count
+        return {"x509": cas, "crl": self._credentials.crl_count,
+                "x509_ca": cas}
+
+    def get_ca_certs(self, binary_form=False):
+        """The trusted CA certificates held in memory, like the stdlib's.
+
+        DER bytes with *binary_form*, otherwise dicts in the shape of
+        ``getpeercert()``.  Anchors that stay on a PKCS#11 token (the
+        p11-kit trust module, for one) are used but not listed.
+        """
+        ders = self._credentials.ca_certificates()
+        if binary_form:
+            return ders
+        from ._protocol import decode_certificate
+        return [decode_certificate(der) for der in ders]
 
     # -- GnuTLS specifics ------------------------------------------------
 
@@ -270,6 +293,7 @@ class GnutlsContext(_stdlib_ssl.SSLContext):
 _IMPLEMENTED = frozenset({
     "protocol", "verify_mode", "check_hostname", "load_cert_chain",
     "load_verify_locations", "load_default_certs", "set_default_verify_paths",
+    "cert_store_stats", "get_ca_certs",
 })
 
 

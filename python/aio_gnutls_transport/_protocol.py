@@ -259,6 +259,7 @@ class GnutlsHandshakeProtocol(asyncio.Protocol):
         self._app_reading_paused = False
         self._socket_reading_paused = False
         self._resume_handle = None
+        self._deferred_lost = None       # (exc,) once the socket is gone
         # Timers
         self._handshake_timeout_handle = None
         self._shutdown_timeout_handle = None
@@ -326,7 +327,7 @@ class GnutlsHandshakeProtocol(asyncio.Protocol):
                     self._deliver_buffered(plain)
                 else:
                     self._app_protocol.data_received(plain)
-                if session.peer_closed:
+                if session.peer_closed or session.pending_error:
                     self._do_read()
             elif plain is None:
                 self._on_close_notify()
@@ -386,6 +387,35 @@ class GnutlsHandshakeProtocol(asyncio.Protocol):
         self._lost = True
         if exc is None:
             exc = self._exc
+        if (self._state is _WRAPPED and self._app_reading_paused
+                and not self._read_closed
+                and (self._session.incoming_size or self._backlog)):
+            # The application paused reading with data already received:
+            # nothing is lost.  It gets that data when it resumes, then
+            # the end (close_notify or truncation), then connection_lost.
+            self._deferred_lost = (exc,)
+            self._writable = False
+            for handle in (self._handshake_timeout_handle,
+                           self._shutdown_timeout_handle):
+                if handle is not None:
+                    handle.cancel()
+            self._handshake_timeout_handle = None
+            self._shutdown_timeout_handle = None
+            self._app_transport._closed = True
+            if not self._eof_received:
+                self._eof_received = True
+                self._session.feed_eof()
+            return
+        self._report_lost(exc)
+
+    def _report_deferred_lost(self):
+        # The socket went away while the application had paused reading.
+        if self._deferred_lost is not None:
+            exc, = self._deferred_lost
+            self._report_lost(self._exc if exc is None else exc)
+
+    def _report_lost(self, exc):
+        self._deferred_lost = None
         was_handshaking = self._state in (_UNWRAPPED, _DO_HANDSHAKE)
         self._state = _CLOSED
         self._writable = False
@@ -530,7 +560,8 @@ class GnutlsHandshakeProtocol(asyncio.Protocol):
                     self._deliver_buffered(plain)
                 else:
                     self._app_protocol.data_received(plain)
-                if session.peer_closed or self._eof_received:
+                if (session.peer_closed or session.pending_error
+                        or self._eof_received):
                     continue
                 return
             if plain is None:
@@ -651,6 +682,10 @@ class GnutlsHandshakeProtocol(asyncio.Protocol):
         except BaseException as exc:
             self._fatal_error(exc, "Fatal error: protocol.data_received() "
                                    "call failed.")
+            return
+        if self._deferred_lost is not None:
+            if not self._app_reading_paused or self._state is _CLOSED:
+                self._report_deferred_lost()
             return
         if (self._socket_reading_paused and not self._app_reading_paused
                 and self._state is _WRAPPED):
@@ -822,6 +857,8 @@ class GnutlsHandshakeProtocol(asyncio.Protocol):
             self._resume_handle.cancel()
             self._resume_handle = None
         transport = self._transport
+        if self._lost and self._deferred_lost is not None:
+            self._loop.call_soon(self._report_deferred_lost)
         if transport is None or self._lost:
             return
         transport.close()
@@ -839,6 +876,8 @@ class GnutlsHandshakeProtocol(asyncio.Protocol):
         self._reading = False
         self._app_transport._closed = True
         transport = self._transport
+        if self._lost and self._deferred_lost is not None:
+            self._loop.call_soon(self._report_deferred_lost)
         if transport is not None and not self._lost:
             transport.abort()
 
