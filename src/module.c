@@ -117,6 +117,14 @@ module_free(void *module)
     module_clear(module);
 }
 
+static PyObject *
+system_config_file(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyUnicode_DecodeFSDefault(gnutls_get_system_config_file());
+}
+
 static PyMethodDef module_methods[] = {
     {"certificate_info", x509_certificate_info, METH_O,
      "certificate_info(der)\n--\n\n"
@@ -132,6 +140,11 @@ static PyMethodDef module_methods[] = {
     {"pkcs11_modules", pkcs11_modules, METH_NOARGS,
      "pkcs11_modules()\n--\n\n"
      "The PKCS#11 modules p11-kit's configuration registers (name, path)."},
+    {"system_config_file", system_config_file, METH_NOARGS,
+     "system_config_file()\n--\n\n"
+     "The GnuTLS system configuration file this process uses (its "
+     "[priorities] define @KEYWORDs, its [overrides] apply to every "
+     "priority string)."},
     {NULL, NULL, 0, NULL},
 };
 

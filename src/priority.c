@@ -9,6 +9,9 @@
 #include "priority.h"
 #include "errors.h"
 
+#include <stdio.h>
+#include <string.h>
+
 static PyObject *
 Priority_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -36,6 +39,26 @@ Priority_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
             PyObject *head = PyUnicode_DecodeUTF8(text, err_pos - text, NULL);
             Py_ssize_t pos = head != NULL ? PyUnicode_GET_LENGTH(head) : 0;
             Py_XDECREF(head);
+            if (*err_pos == '@' && pos > 0)
+                return errors_raise_plain(
+                    state, ret,
+                    "invalid priority string '%s' at position %zd: an "
+                    "@KEYWORD may only start the string (at '%s')",
+                    text, pos, err_pos);
+            if (*err_pos == '@') {
+                /* A keyword only GnuTLS's system configuration defines. */
+                char keyword[128];
+                snprintf(keyword, sizeof(keyword), "%.*s",
+                         (int)strcspn(err_pos, ":,"), err_pos);
+                return errors_raise_plain(
+                    state, ret,
+                    "invalid priority string '%s' at position %zd: the "
+                    "keyword '%s' is not defined in GnuTLS's system "
+                    "configuration (%s): define it in that file's "
+                    "[priorities] section, e.g. '%s = NORMAL'",
+                    text, pos, keyword, gnutls_get_system_config_file(),
+                    keyword + 1);
+            }
             return errors_raise_fmt(
                 state, ret,
                 "invalid priority string '%s' at position %zd (at '%s')",
@@ -79,6 +102,111 @@ Priority_get_string(PriorityObject *self, void *closure)
     return Py_NewRef(self->string);
 }
 
+typedef int (*list_fn)(gnutls_priority_t, const unsigned int **);
+typedef const char *(*name_fn)(unsigned int);
+
+static const char *
+protocol_name(unsigned int id)
+{
+    /* Datagram versions are of no use to a stream transport. */
+    if (id == GNUTLS_DTLS0_9 || id == GNUTLS_DTLS1_0 || id == GNUTLS_DTLS1_2)
+        return NULL;
+    return gnutls_protocol_get_name((gnutls_protocol_t)id);
+}
+
+static const char *cipher_name(unsigned int id)
+{ return gnutls_cipher_get_name((gnutls_cipher_algorithm_t)id); }
+static const char *mac_name(unsigned int id)
+{ return gnutls_mac_get_name((gnutls_mac_algorithm_t)id); }
+static const char *kx_name(unsigned int id)
+{ return gnutls_kx_get_name((gnutls_kx_algorithm_t)id); }
+static const char *group_name(unsigned int id)
+{ return gnutls_group_get_name((gnutls_group_t)id); }
+static const char *sign_name(unsigned int id)
+{ return gnutls_sign_get_name((gnutls_sign_algorithm_t)id); }
+
+/* The names of what LIST enables, in priority order. */
+static PyObject *
+enabled_names(PriorityObject *self, list_fn list, name_fn name)
+{
+    const unsigned int *ids = NULL;
+    int n = list(self->priority, &ids);
+    PyObject *result = PyList_New(0);
+    if (result == NULL)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        const char *text = name(ids[i]);
+        if (text == NULL)
+            continue;
+        PyObject *item = PyUnicode_FromString(text);
+        if (item == NULL || PyList_Append(result, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(result);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    return result;
+}
+
+static PyObject *
+Priority_protocols(PriorityObject *self, PyObject *unused)
+{
+    (void)unused;
+    return enabled_names(self, gnutls_priority_protocol_list, protocol_name);
+}
+
+static PyObject *
+Priority_ciphers(PriorityObject *self, PyObject *unused)
+{
+    (void)unused;
+    return enabled_names(self, gnutls_priority_cipher_list, cipher_name);
+}
+
+static PyObject *
+Priority_macs(PriorityObject *self, PyObject *unused)
+{
+    (void)unused;
+    return enabled_names(self, gnutls_priority_mac_list, mac_name);
+}
+
+static PyObject *
+Priority_key_exchanges(PriorityObject *self, PyObject *unused)
+{
+    (void)unused;
+    return enabled_names(self, gnutls_priority_kx_list, kx_name);
+}
+
+static PyObject *
+Priority_groups(PriorityObject *self, PyObject *unused)
+{
+    (void)unused;
+    return enabled_names(self, gnutls_priority_group_list, group_name);
+}
+
+static PyObject *
+Priority_signatures(PriorityObject *self, PyObject *unused)
+{
+    (void)unused;
+    return enabled_names(self, gnutls_priority_sign_list, sign_name);
+}
+
+static PyMethodDef Priority_methods[] = {
+    {"protocols", (PyCFunction)Priority_protocols, METH_NOARGS,
+     "protocols()\n--\n\nThe TLS versions enabled, in priority order."},
+    {"ciphers", (PyCFunction)Priority_ciphers, METH_NOARGS,
+     "ciphers()\n--\n\nThe ciphers enabled, in priority order."},
+    {"macs", (PyCFunction)Priority_macs, METH_NOARGS,
+     "macs()\n--\n\nThe MAC algorithms enabled."},
+    {"key_exchanges", (PyCFunction)Priority_key_exchanges, METH_NOARGS,
+     "key_exchanges()\n--\n\nThe TLS 1.2 key exchange methods enabled."},
+    {"groups", (PyCFunction)Priority_groups, METH_NOARGS,
+     "groups()\n--\n\nThe key exchange groups enabled, in priority order."},
+    {"signatures", (PyCFunction)Priority_signatures, METH_NOARGS,
+     "signatures()\n--\n\nThe signature algorithms enabled."},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyGetSetDef Priority_getset[] = {
     {"string", (getter)Priority_get_string, NULL,
      "The priority string as given.", NULL},
@@ -90,6 +218,7 @@ static PyType_Slot Priority_slots[] = {
     {Py_tp_dealloc, Priority_dealloc},
     {Py_tp_repr, Priority_repr},
     {Py_tp_getset, Priority_getset},
+    {Py_tp_methods, Priority_methods},
     {Py_tp_doc, "Priority(string)\n--\n\n"
                 "A GnuTLS priority string, parsed and checked when created."},
     {0, NULL},

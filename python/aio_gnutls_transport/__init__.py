@@ -21,6 +21,7 @@ from ._gnutls import (
     GnutlsError,
     PrematureTerminationError,
 )
+from ._config import PolicyError
 from ._context import DEFAULT_PRIORITY, GnutlsContext
 from ._protocol import GnutlsHandshakeProtocol, GnutlsObject, GnutlsTransport
 from ._loop import GnutlsEventLoop, GnutlsEventLoopPolicy
@@ -52,6 +53,7 @@ __all__ = [
     "GnutlsHandshakeProtocol",
     "GnutlsTransport",
     "DEFAULT_PRIORITY",
+    "PolicyError",
     "load_pkcs11_module",
     "ssl",
 ]

@@ -17,11 +17,9 @@ import inspect as _inspect
 import ssl as _stdlib_ssl
 
 from . import _gnutls
+from ._config import DEFAULT_PRIORITY, default_priority
 
 __all__ = ["GnutlsContext", "DEFAULT_PRIORITY"]
-
-#: The GnuTLS priority string every new context starts with.
-DEFAULT_PRIORITY = "SECURE:-RSA:%PROFILE_MEDIUM:%SERVER_PRECEDENCE"
 
 _CERT_NONE = _stdlib_ssl.CERT_NONE
 _CERT_OPTIONAL = _stdlib_ssl.CERT_OPTIONAL
@@ -30,16 +28,19 @@ _PROTOCOL_TLS_CLIENT = _stdlib_ssl.PROTOCOL_TLS_CLIENT
 _PROTOCOL_TLS_SERVER = _stdlib_ssl.PROTOCOL_TLS_SERVER
 _PROTOCOL_TLS = _stdlib_ssl.PROTOCOL_TLS
 
-_default_priority = None
+_TLSVersion = _stdlib_ssl.TLSVersion
 
+# The GnuTLS name of each version minimum_version/maximum_version can cut.
+_VERSION_NAMES = (
+    (_TLSVersion.SSLv3, "VERS-SSL3.0"),
+    (_TLSVersion.TLSv1, "VERS-TLS1.0"),
+    (_TLSVersion.TLSv1_1, "VERS-TLS1.1"),
+    (_TLSVersion.TLSv1_2, "VERS-TLS1.2"),
+    (_TLSVersion.TLSv1_3, "VERS-TLS1.3"),
+)
 
-def _get_default_priority():
-    # One parsed priority object is shared by all contexts (GnuTLS priority
-    # caches are read-only once built).
-    global _default_priority
-    if _default_priority is None:
-        _default_priority = _gnutls.Priority(DEFAULT_PRIORITY)
-    return _default_priority
+#: Where a priority came from when the application set it.
+_SET_BY_APPLICATION = "set by the application (gnutls_set_priority)"
 
 
 class _Unsupported(NotImplementedError, AttributeError):
@@ -102,7 +103,14 @@ class GnutlsContext(_stdlib_ssl.SSLContext):
             protocol = _PROTOCOL_TLS_CLIENT
         self._gnutls_protocol = protocol
         self._credentials = _gnutls.Credentials()
-        self._priority = _get_default_priority()
+        side = {_PROTOCOL_TLS_CLIENT: "client",
+                _PROTOCOL_TLS_SERVER: "server"}.get(protocol, "default")
+        # The site policy is read now; a bad one fails here, loudly.
+        self._base_priority, self._priority_source = default_priority(side)
+        self._minimum_version = _TLSVersion.MINIMUM_SUPPORTED
+        self._maximum_version = _TLSVersion.MAXIMUM_SUPPORTED
+        self._cipher_fragment = None
+        self._priority = self._base_priority
         if protocol == _PROTOCOL_TLS_CLIENT:
             self._verify_mode = _CERT_REQUIRED
             self._check_hostname = True
@@ -249,18 +257,127 @@ class GnutlsContext(_stdlib_ssl.SSLContext):
     def gnutls_set_priority(self, priority):
         """Use the GnuTLS priority string *priority* for new connections.
 
-        The string is parsed at once: an invalid one raises GnutlsError
-        naming the position of the error.
+        It replaces the site policy's (or the built-in) string for this
+        context; GnuTLS's system configuration still applies on top.  The
+        string is parsed at once: an invalid one raises GnutlsError naming
+        the position of the error.
         """
         if not isinstance(priority, str):
             raise TypeError("priority must be a str, not %s"
                             % type(priority).__name__)
-        self._priority = _gnutls.Priority(priority)
+        base = _gnutls.Priority(priority)
+        self._priority = self._narrow(base, self._minimum_version,
+                                      self._maximum_version,
+                                      self._cipher_fragment)
+        self._base_priority = base
+        self._priority_source = _SET_BY_APPLICATION
 
     @property
     def gnutls_priority(self):
-        """The GnuTLS priority string in use."""
+        """The GnuTLS priority string new connections use."""
         return self._priority.string
+
+    @property
+    def gnutls_priority_source(self):
+        """Where the priority string came from: 'FILE:LINE' of the site
+        policy, the application, or the built-in default."""
+        return self._priority_source
+
+    @property
+    def gnutls_priority_object(self):
+        """The parsed priority (its protocols(), ciphers(), groups()...)."""
+        return self._priority
+
+    # -- narrowing the policy ----------------------------------------------
+
+    @staticmethod
+    def _narrow(base, minimum, maximum, cipher_fragment):
+        """BASE with versions outside [minimum, maximum] removed and
+        CIPHER_FRAGMENT appended; nothing BASE disables may come back."""
+        parts = [base.string]
+        for version, name in _VERSION_NAMES:
+            if ((minimum != _TLSVersion.MINIMUM_SUPPORTED and version < minimum)
+                    or (maximum != _TLSVersion.MAXIMUM_SUPPORTED
+                        and version > maximum)):
+                parts.append("-" + name)
+        if cipher_fragment:
+            parts.append(cipher_fragment)
+        if len(parts) == 1:
+            return base
+        narrowed = _gnutls.Priority(":".join(parts))
+        for what in ("protocols", "ciphers", "macs", "key_exchanges",
+                     "groups", "signatures"):
+            added = (set(getattr(narrowed, what)())
+                     - set(getattr(base, what)()))
+            if added:
+                raise ValueError(
+                    "%r would enable %s (%s) that the policy %r leaves out; "
+                    "these settings can only narrow it"
+                    % (cipher_fragment, what.replace("_", " "),
+                       ", ".join(sorted(added)), base.string))
+        return narrowed
+
+    def _set_narrowing(self, minimum, maximum, cipher_fragment):
+        self._priority = self._narrow(self._base_priority, minimum, maximum,
+                                      cipher_fragment)
+        self._minimum_version = minimum
+        self._maximum_version = maximum
+        self._cipher_fragment = cipher_fragment
+
+    @property
+    def minimum_version(self):
+        """The lowest TLS version to use; it removes older versions from
+        the priority string (it cannot enable one the policy removed)."""
+        return self._minimum_version
+
+    def _set_versions(self, minimum, maximum):
+        try:
+            self._set_narrowing(minimum, maximum, self._cipher_fragment)
+        except _gnutls.GnutlsError:
+            raise ValueError(
+                "minimum_version %s and maximum_version %s leave no TLS "
+                "version that the priority %r enables (%s)"
+                % (minimum.name, maximum.name, self._base_priority.string,
+                   ", ".join(self._base_priority.protocols()))) from None
+
+    @minimum_version.setter
+    def minimum_version(self, value):
+        self._set_versions(_TLSVersion(value), self._maximum_version)
+
+    @property
+    def maximum_version(self):
+        """The highest TLS version to use; it removes newer versions from
+        the priority string."""
+        return self._maximum_version
+
+    @maximum_version.setter
+    def maximum_version(self, value):
+        self._set_versions(self._minimum_version, _TLSVersion(value))
+
+    def set_ciphers(self, ciphers):
+        """Narrow the ciphers with a GnuTLS priority *fragment*.
+
+        Not an OpenSSL cipher list: the argument is appended to the
+        context's priority string, e.g. ``"-CIPHER-ALL:+AES-256-GCM"``
+        keeps AES-256-GCM only.  A fragment that would enable anything the
+        policy leaves out raises ValueError.
+        """
+        if not isinstance(ciphers, str):
+            raise TypeError("ciphers must be a str, not %s"
+                            % type(ciphers).__name__)
+        fragment = ciphers.strip().strip(":")
+        if not fragment:
+            raise ValueError("set_ciphers() needs a GnuTLS priority "
+                             "fragment such as '-CIPHER-ALL:+AES-256-GCM'")
+        try:
+            self._set_narrowing(self._minimum_version, self._maximum_version,
+                                fragment)
+        except _gnutls.GnutlsError as exc:
+            raise _gnutls.GnutlsError(
+                exc.errno,
+                "set_ciphers() takes a GnuTLS priority fragment (e.g. "
+                "'-CIPHER-ALL:+AES-256-GCM'), not an OpenSSL cipher list: "
+                "%s" % exc) from None
 
     @property
     def gnutls_credentials(self):
@@ -294,6 +411,7 @@ _IMPLEMENTED = frozenset({
     "protocol", "verify_mode", "check_hostname", "load_cert_chain",
     "load_verify_locations", "load_default_certs", "set_default_verify_paths",
     "cert_store_stats", "get_ca_certs",
+    "minimum_version", "maximum_version", "set_ciphers",
 })
 
 

@@ -22,6 +22,7 @@ from ssl import (  # noqa: F401  (re-exported)
     SSLEOFError,
     SSLError,
     SSLZeroReturnError,
+    TLSVersion,
     VerifyMode,
 )
 
@@ -35,6 +36,7 @@ from ._gnutls import (
 __all__ = [
     "SSLContext", "create_default_context",
     "CERT_NONE", "CERT_OPTIONAL", "CERT_REQUIRED", "VerifyMode", "Purpose",
+    "TLSVersion",
     "PROTOCOL_TLS_CLIENT", "PROTOCOL_TLS_SERVER",
     "DER_cert_to_PEM_cert", "PEM_cert_to_DER_cert",
     "SSLError", "SSLCertVerificationError", "SSLEOFError",
