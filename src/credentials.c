@@ -143,8 +143,27 @@ Credentials_dealloc(CredentialsObject *self)
     if (self->cred != NULL)
         gnutls_certificate_free_credentials(self->cred);
     clear_pin(self);
+    if (self->ticket_key.data != NULL) {
+        gnutls_memset(self->ticket_key.data, 0, self->ticket_key.size);
+        gnutls_free(self->ticket_key.data);
+    }
     type->tp_free(self);
     Py_DECREF(type);
+}
+
+const gnutls_datum_t *
+credentials_ticket_key(CredentialsObject *self)
+{
+    if (self->ticket_key.data == NULL) {
+        int ret = gnutls_session_ticket_key_generate(&self->ticket_key);
+        if (ret < 0) {
+            self->ticket_key.data = NULL;
+            errors_raise(module_state_from_type(Py_TYPE(self)), ret,
+                         "cannot make a session ticket key");
+            return NULL;
+        }
+    }
+    return &self->ticket_key;
 }
 
 static PyObject *

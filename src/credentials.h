@@ -18,7 +18,12 @@ typedef struct {
     char *pin;            /* PIN for keys on PKCS#11 tokens, or NULL */
     int pin_rejected;     /* the token said the PIN was wrong */
     int pin_missing;      /* a token asked for a PIN and we had none */
+    gnutls_datum_t ticket_key;  /* session ticket key of a server, or empty */
 } CredentialsObject;
+
+/* The key that encrypts the session tickets of servers using SELF,
+ * made on first use; NULL with an exception set on failure. */
+const gnutls_datum_t *credentials_ticket_key(CredentialsObject *self);
 
 extern PyType_Spec credentials_spec;
 

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <unistd.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -110,7 +111,16 @@ typedef struct {
     int pending_error;          /* raise on the next read() */
     unsigned int verify_status;
     int verify_failed;          /* our verification rejected the peer */
+    PyObject *client_hello;     /* server: callable(server_name) or NULL */
+    PyObject *switched_credentials; /* what client_hello chose, kept alive */
+    PyObject *cb_type, *cb_value, *cb_tb;  /* what client_hello raised */
+    int callback_alert;         /* alert client_hello asked to send */
+    PyObject *keylog;           /* file object for the NSS key log, or NULL */
+    int keylog_fd;
 } SessionObject;
+
+/* The error our callbacks return to GnuTLS to stop a handshake. */
+#define CALLBACK_ABORT GNUTLS_E_APPLICATION_ERROR_MAX
 
 /* ---- GnuTLS transport callbacks (may run without the GIL) ---- */
 
@@ -211,23 +221,190 @@ verify_cb(gnutls_session_t session)
     return 0;
 }
 
+/* ---- application callbacks (the handshake runs with the GIL held) ---- */
+
+/* Server side, once the ClientHello is read: ask the application which
+ * credentials serve the name the client asked for (SNI). */
+static int
+client_hello_cb(gnutls_session_t session)
+{
+    SessionObject *self = gnutls_session_get_ptr(session);
+    module_state *state = module_state_from_type(Py_TYPE(self));
+    char name[256];
+    size_t size = sizeof(name);
+    unsigned int type;
+    PyObject *name_obj;
+    if (gnutls_server_name_get(session, name, &size, &type, 0) == 0
+        && type == GNUTLS_NAME_DNS)
+        name_obj = PyUnicode_DecodeUTF8(name, (Py_ssize_t)strnlen(name, size),
+                                        "surrogateescape");
+    else
+        name_obj = Py_NewRef(Py_None);
+    PyObject *result = name_obj != NULL
+        ? PyObject_CallFunctionObjArgs(self->client_hello, name_obj, NULL)
+        : NULL;
+    Py_XDECREF(name_obj);
+    if (result == NULL)
+        goto error;
+    if (result == Py_None) {
+        Py_DECREF(result);
+        return 0;
+    }
+    if (PyObject_TypeCheck(result, state->CredentialsType)) {
+        int ret = gnutls_credentials_set(
+            session, GNUTLS_CRD_CERTIFICATE,
+            ((CredentialsObject *)result)->cred);
+        Py_XDECREF(self->switched_credentials);
+        self->switched_credentials = result;
+        return ret;
+    }
+    if (PyLong_Check(result)) {
+        long alert = PyLong_AsLong(result);
+        Py_DECREF(result);
+        if (alert < 0 || alert > 255) {
+            PyErr_Format(PyExc_ValueError, "invalid alert %ld", alert);
+            goto error;
+        }
+        self->callback_alert = (int)alert;
+        return CALLBACK_ABORT;
+    }
+    PyErr_Format(PyExc_TypeError,
+                 "the server name callback returned %.100s; expected None, "
+                 "Credentials or an alert number", Py_TYPE(result)->tp_name);
+    Py_DECREF(result);
+error:
+    Py_CLEAR(self->cb_type);
+    Py_CLEAR(self->cb_value);
+    Py_CLEAR(self->cb_tb);
+    PyErr_Fetch(&self->cb_type, &self->cb_value, &self->cb_tb);
+    return CALLBACK_ABORT;
+}
+
+/* Append one NSS key log line: LABEL CLIENT_RANDOM SECRET (hex). */
+static int
+keylog_cb(gnutls_session_t session, const char *label,
+          const gnutls_datum_t *secret)
+{
+    SessionObject *self = gnutls_session_get_ptr(session);
+    static const char hex[] = "0123456789abcdef";
+    gnutls_datum_t client_random, server_random;
+    gnutls_session_get_random(session, &client_random, &server_random);
+    char line[512];
+    size_t n = 0, label_len = strlen(label);
+    if (label_len + 2 * (client_random.size + secret->size) + 3 > sizeof(line))
+        return 0;
+    memcpy(line, label, label_len);
+    n = label_len;
+    line[n++] = ' ';
+    for (unsigned int i = 0; i < client_random.size; i++) {
+        line[n++] = hex[client_random.data[i] >> 4];
+        line[n++] = hex[client_random.data[i] & 15];
+    }
+    line[n++] = ' ';
+    for (unsigned int i = 0; i < secret->size; i++) {
+        line[n++] = hex[secret->data[i] >> 4];
+        line[n++] = hex[secret->data[i] & 15];
+    }
+    line[n++] = '\n';
+    /* One write of a whole line to an O_APPEND file: lines of sessions
+     * logging at once do not mix. */
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(self->keylog_fd, line + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    return 0;
+}
+
+static int
+set_alpn(SessionObject *self, module_state *state, PyObject *protocols)
+{
+    PyObject *seq = PySequence_Fast(
+        protocols, "alpn_protocols must be a sequence of bytes");
+    if (seq == NULL)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    int rc = -1;
+    gnutls_datum_t *datums = PyMem_Calloc(n > 0 ? (size_t)n : 1,
+                                          sizeof(*datums));
+    if (datums == NULL) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyBytes_Check(item) || PyBytes_GET_SIZE(item) < 1
+            || PyBytes_GET_SIZE(item) > 255) {
+            PyErr_SetString(PyExc_ValueError, "each ALPN protocol must be "
+                            "bytes of 1 to 255 octets");
+            goto out;
+        }
+        datums[i].data = (unsigned char *)PyBytes_AS_STRING(item);
+        datums[i].size = (unsigned int)PyBytes_GET_SIZE(item);
+    }
+    if (n > 0) {
+        int ret = gnutls_alpn_set_protocols(
+            self->session, datums, (unsigned int)n,
+            self->server_side ? GNUTLS_ALPN_SERVER_PRECEDENCE : 0);
+        if (ret < 0) {
+            errors_raise(state, ret, "cannot set the ALPN protocols");
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    PyMem_Free(datums);
+    Py_DECREF(seq);
+    return rc;
+}
+
 /* ---- construction ---- */
+
+static PyObject *session_new(PyTypeObject *type, module_state *state,
+                             PyObject *credentials, PyObject *priority,
+                             int server_side, PyObject *server_hostname,
+                             int verify_mode, int check_hostname,
+                             PyObject *alpn, PyObject *client_hello,
+                             PyObject *keylog, Py_buffer *session_data);
 
 static PyObject *
 Session_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"credentials", "priority", "server_side",
                              "server_hostname", "verify_mode", "check_hostname",
-                             NULL};
+                             "alpn_protocols", "client_hello", "keylog",
+                             "session_data", NULL};
     module_state *state = module_state_from_type(type);
     PyObject *credentials, *priority, *server_hostname = Py_None;
+    PyObject *alpn = Py_None, *client_hello = Py_None, *keylog = Py_None;
+    Py_buffer session_data = {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL,
+                              NULL};
     int server_side = 0, verify_mode = VERIFY_CERT_NONE, check_hostname = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!|$pOip:Session", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!|$pOipOOOz*:Session",
+                                     kwlist,
                                      state->CredentialsType, &credentials,
                                      state->PriorityType, &priority,
                                      &server_side, &server_hostname,
-                                     &verify_mode, &check_hostname))
+                                     &verify_mode, &check_hostname, &alpn,
+                                     &client_hello, &keylog, &session_data))
         return NULL;
+    PyObject *result = session_new(type, state, credentials, priority,
+                                   server_side, server_hostname, verify_mode,
+                                   check_hostname, alpn, client_hello, keylog,
+                                   &session_data);
+    PyBuffer_Release(&session_data);
+    return result;
+}
+
+static PyObject *
+session_new(PyTypeObject *type, module_state *state, PyObject *credentials,
+            PyObject *priority, int server_side, PyObject *server_hostname,
+            int verify_mode, int check_hostname, PyObject *alpn,
+            PyObject *client_hello, PyObject *keylog, Py_buffer *session_data)
+{
     if (verify_mode < VERIFY_CERT_NONE || verify_mode > VERIFY_CERT_REQUIRED) {
         PyErr_Format(PyExc_ValueError, "invalid verify_mode %d", verify_mode);
         return NULL;
@@ -312,6 +489,44 @@ Session_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
             goto fail;
         }
     }
+    if (client_hello != Py_None) {
+        if (!server_side || !PyCallable_Check(client_hello)) {
+            PyErr_SetString(PyExc_TypeError,
+                            "client_hello must be a callable, server side only");
+            goto fail;
+        }
+        self->client_hello = Py_NewRef(client_hello);
+        gnutls_handshake_set_post_client_hello_function(self->session,
+                                                        client_hello_cb);
+    }
+    if (alpn != Py_None && set_alpn(self, state, alpn) < 0)
+        goto fail;
+    if (keylog != Py_None) {
+        self->keylog_fd = PyObject_AsFileDescriptor(keylog);
+        if (self->keylog_fd < 0)
+            goto fail;
+        self->keylog = Py_NewRef(keylog);
+        gnutls_session_set_keylog_function(self->session, keylog_cb);
+    }
+    if (server_side) {
+        /* Tickets let clients resume sessions (TLS 1.2 and 1.3). */
+        const gnutls_datum_t *key =
+            credentials_ticket_key((CredentialsObject *)credentials);
+        if (key == NULL)
+            goto fail;
+        ret = gnutls_session_ticket_enable_server(self->session, key);
+        if (ret < 0) {
+            errors_raise(state, ret, "cannot enable session tickets");
+            goto fail;
+        }
+    } else if (session_data->buf != NULL && session_data->len > 0) {
+        ret = gnutls_session_set_data(self->session, session_data->buf,
+                                      (size_t)session_data->len);
+        if (ret < 0) {
+            errors_raise(state, ret, "cannot use the saved TLS session");
+            goto fail;
+        }
+    }
     if (server_side && verify_mode != VERIFY_CERT_NONE)
         gnutls_certificate_server_set_request(
             self->session, verify_mode == VERIFY_CERT_REQUIRED
@@ -335,6 +550,12 @@ Session_dealloc(SessionObject *self)
     Py_XDECREF(self->credentials);
     Py_XDECREF(self->priority);
     Py_XDECREF(self->server_hostname);
+    Py_XDECREF(self->client_hello);
+    Py_XDECREF(self->switched_credentials);
+    Py_XDECREF(self->cb_type);
+    Py_XDECREF(self->cb_value);
+    Py_XDECREF(self->cb_tb);
+    Py_XDECREF(self->keylog);
     PyMem_Free(self->hostname);
     buffer_free(&self->in);
     buffer_free(&self->out);
@@ -367,6 +588,13 @@ enter(SessionObject *self)
 static void
 send_alert_for(SessionObject *self, int code)
 {
+    if (code == CALLBACK_ABORT) {
+        gnutls_alert_send(self->session, GNUTLS_AL_FATAL,
+                          self->cb_type != NULL
+                              ? GNUTLS_A_INTERNAL_ERROR
+                              : (gnutls_alert_description_t)self->callback_alert);
+        return;
+    }
     if (code == GNUTLS_E_FATAL_ALERT_RECEIVED
         || code == GNUTLS_E_PREMATURE_TERMINATION
         || code == GNUTLS_E_PUSH_ERROR || code == GNUTLS_E_MEMORY_ERROR)
@@ -408,6 +636,19 @@ static PyObject *
 raise_for(SessionObject *self, int code, const char *what)
 {
     module_state *state = state_of(self);
+    if (code == CALLBACK_ABORT && self->cb_type != NULL) {
+        /* The application's callback raised: that is the error. */
+        PyErr_Restore(self->cb_type, self->cb_value, self->cb_tb);
+        self->cb_type = self->cb_value = self->cb_tb = NULL;
+        return NULL;
+    }
+    if (code == CALLBACK_ABORT) {
+        const char *name = gnutls_alert_get_strname(
+            (gnutls_alert_description_t)self->callback_alert);
+        return errors_raise_plain(
+            state, code, "%s: the server name callback refused the client "
+            "(alert '%s')", what, name != NULL ? name : "unknown");
+    }
     if (self->verify_failed && self->verify_status != GNUTLS_CERT_INVALID)
         return errors_raise_verification(
             state, self->verify_status,
@@ -864,6 +1105,90 @@ Session_peer_certificate(SessionObject *self, PyObject *unused)
 }
 
 static PyObject *
+Session_selected_alpn_protocol(SessionObject *self, PyObject *unused)
+{
+    (void)unused;
+    gnutls_datum_t proto;
+    if (!self->handshake_done
+        || gnutls_alpn_get_selected_protocol(self->session, &proto) < 0)
+        Py_RETURN_NONE;
+    return PyUnicode_DecodeLatin1((const char *)proto.data, proto.size, NULL);
+}
+
+static PyObject *
+Session_channel_binding(SessionObject *self, PyObject *arg)
+{
+    const char *kind = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
+    if (kind == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "channel binding type must be "
+                            "a str");
+        return NULL;
+    }
+    gnutls_channel_binding_t type;
+    if (strcmp(kind, "tls-unique") == 0)
+        type = GNUTLS_CB_TLS_UNIQUE;
+#if GNUTLS_VERSION_NUMBER >= 0x030702
+    else if (strcmp(kind, "tls-exporter") == 0)
+        type = GNUTLS_CB_TLS_EXPORTER;
+    else if (strcmp(kind, "tls-server-end-point") == 0)
+        type = GNUTLS_CB_TLS_SERVER_END_POINT;
+#endif
+    else {
+        PyErr_Format(PyExc_ValueError, "%s channel binding type not "
+                     "implemented", kind);
+        return NULL;
+    }
+    gnutls_datum_t cb = {NULL, 0};
+    /* Not defined for this session (tls-unique in TLS 1.3, say): None, as
+     * the stdlib answers. */
+    if (!self->handshake_done
+        || gnutls_session_channel_binding(self->session, type, &cb) < 0)
+        Py_RETURN_NONE;
+    PyObject *result = PyBytes_FromStringAndSize((const char *)cb.data,
+                                                 cb.size);
+    gnutls_free(cb.data);
+    return result;
+}
+
+static PyObject *
+Session_session_data(SessionObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (!self->handshake_done || self->server_side)
+        Py_RETURN_NONE;
+    /* In TLS 1.3 the data exist once a ticket arrived; asking earlier would
+     * make GnuTLS wait for input. */
+    if (gnutls_protocol_get_version(self->session) == GNUTLS_TLS1_3
+        && !(gnutls_session_get_flags(self->session)
+             & GNUTLS_SFLAGS_SESSION_TICKET))
+        Py_RETURN_NONE;
+    gnutls_datum_t data = {NULL, 0};
+    int ret = gnutls_session_get_data2(self->session, &data);
+    if (ret < 0)
+        return errors_raise(state_of(self), ret,
+                            "cannot save the TLS session");
+    PyObject *result = PyBytes_FromStringAndSize((const char *)data.data,
+                                                 data.size);
+    gnutls_free(data.data);
+    return result;
+}
+
+static PyObject *
+Session_server_name(SessionObject *self, PyObject *unused)
+{
+    (void)unused;
+    char name[256];
+    size_t size = sizeof(name);
+    unsigned int type;
+    if (gnutls_server_name_get(self->session, name, &size, &type, 0) < 0
+        || type != GNUTLS_NAME_DNS)
+        Py_RETURN_NONE;
+    return PyUnicode_DecodeUTF8(name, (Py_ssize_t)strnlen(name, size),
+                                "surrogateescape");
+}
+
+static PyObject *
 get_bool(int value)
 {
     return PyBool_FromLong(value);
@@ -919,6 +1244,14 @@ Session_get_pending_output(SessionObject *self, void *c)
 }
 
 static PyObject *
+Session_get_session_reused(SessionObject *self, void *c)
+{
+    (void)c;
+    return get_bool(self->handshake_done
+                    && gnutls_session_is_resumed(self->session));
+}
+
+static PyObject *
 Session_get_pending_error(SessionObject *self, void *c)
 {
     (void)c;
@@ -963,6 +1296,17 @@ static PyMethodDef Session_methods[] = {
     {"peer_certificate_chain", (PyCFunction)Session_peer_certificate_chain,
      METH_NOARGS,
      "peer_certificate_chain()\n--\n\nThe certificates the peer sent (DER)."},
+    {"selected_alpn_protocol", (PyCFunction)Session_selected_alpn_protocol,
+     METH_NOARGS,
+     "selected_alpn_protocol()\n--\n\nThe protocol ALPN agreed on, or None."},
+    {"channel_binding", (PyCFunction)Session_channel_binding, METH_O,
+     "channel_binding(kind)\n--\n\n'tls-unique', 'tls-exporter' (RFC 9266) "
+     "or 'tls-server-end-point' data, or None where not defined."},
+    {"session_data", (PyCFunction)Session_session_data, METH_NOARGS,
+     "session_data()\n--\n\nA client's saved session, to resume with "
+     "Session(session_data=...); None until the server sent a ticket."},
+    {"server_name", (PyCFunction)Session_server_name, METH_NOARGS,
+     "server_name()\n--\n\nThe name a client asked for (SNI), or None."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -978,6 +1322,8 @@ static PyGetSetDef Session_getset[] = {
      "Ciphertext bytes buffered and not yet processed.", NULL},
     {"pending_output", (getter)Session_get_pending_output, NULL,
      "Ciphertext bytes waiting to be sent.", NULL},
+    {"session_reused", (getter)Session_get_session_reused, NULL,
+     "The handshake resumed a saved session.", NULL},
     {"pending_error", (getter)Session_get_pending_error, NULL,
      "read() returned data that came before a fatal error: the next call "
      "raises it.", NULL},

@@ -176,6 +176,85 @@ fail:
     return NULL;
 }
 
+/* Append a str made of D to LIST, freeing D; -1 on error. */
+static int
+append_datum(PyObject *list, gnutls_datum_t *d)
+{
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)d->data, d->size,
+                                          "backslashreplace");
+    gnutls_free(d->data);
+    d->data = NULL;
+    if (text == NULL)
+        return -1;
+    int rc = PyList_Append(list, text);
+    Py_DECREF(text);
+    return rc;
+}
+
+/* The OCSP and caIssuers URIs of the Authority Information Access
+ * extension. */
+static int
+access_uris(gnutls_x509_crt_t crt, PyObject *info)
+{
+    PyObject *ocsp = PyList_New(0), *issuers = PyList_New(0);
+    int rc = -1;
+    if (ocsp == NULL || issuers == NULL)
+        goto out;
+    for (unsigned int seq = 0; seq < 64; seq++) {
+        gnutls_datum_t d = {NULL, 0};
+        int ret = gnutls_x509_crt_get_authority_info_access(
+            crt, seq, GNUTLS_IA_OCSP_URI, &d, NULL);
+        if (ret == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+            break;
+        if (ret >= 0) {
+            if (append_datum(ocsp, &d) < 0)
+                goto out;
+            continue;
+        }
+        ret = gnutls_x509_crt_get_authority_info_access(
+            crt, seq, GNUTLS_IA_CAISSUERS_URI, &d, NULL);
+        if (ret >= 0 && append_datum(issuers, &d) < 0)
+            goto out;
+    }
+    if (PyDict_SetItemString(info, "ocsp", ocsp) < 0
+        || PyDict_SetItemString(info, "ca_issuers", issuers) < 0)
+        goto out;
+    rc = 0;
+out:
+    Py_XDECREF(ocsp);
+    Py_XDECREF(issuers);
+    return rc;
+}
+
+/* The URIs of the CRL Distribution Points extension. */
+static PyObject *
+crl_points(gnutls_x509_crt_t crt)
+{
+    PyObject *list = PyList_New(0);
+    if (list == NULL)
+        return NULL;
+    for (unsigned int seq = 0; seq < 64; seq++) {
+        char buf[1024];
+        size_t size = sizeof(buf);
+        unsigned int reasons;
+        int ret = gnutls_x509_crt_get_crl_dist_points(crt, seq, buf, &size,
+                                                      &reasons, NULL);
+        if (ret == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+            break;
+        if (ret != GNUTLS_SAN_URI)
+            continue;
+        PyObject *text = PyUnicode_DecodeUTF8(buf, (Py_ssize_t)size,
+                                              "backslashreplace");
+        if (text == NULL || PyList_Append(list, text) < 0) {
+            Py_XDECREF(text);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(text);
+    }
+    return list;
+}
+
 static PyObject *
 serial_hex(gnutls_x509_crt_t crt)
 {
@@ -244,7 +323,9 @@ x509_certificate_info(PyObject *module, PyObject *arg)
         || set_item(info, "not_after",
                     PyLong_FromLongLong(
                         (long long)gnutls_x509_crt_get_expiration_time(crt))) < 0
-        || set_item(info, "subject_alt_names", alt_names(crt)) < 0)
+        || set_item(info, "subject_alt_names", alt_names(crt)) < 0
+        || set_item(info, "crl_distribution_points", crl_points(crt)) < 0
+        || access_uris(crt, info) < 0)
         goto fail;
     goto out;
 fail:

@@ -1066,6 +1066,10 @@ def decode_certificate(der):
         cert["subjectAltName"] = tuple(
             (kind, _stdlib_ip(value) if kind == "IP Address" else value)
             for kind, value in sans)
+    for key, name in (("ocsp", "OCSP"), ("ca_issuers", "caIssuers"),
+                      ("crl_distribution_points", "crlDistributionPoints")):
+        if info.get(key):
+            cert[name] = tuple(info[key])
     return cert
 
 
