@@ -643,7 +643,7 @@ raise_for(SessionObject *self, int code, const char *what)
         return NULL;
     }
     if (code == CALLBACK_ABORT) {
-        const char *name = gnutls_alert_get_strname(
+        const char *name = gnutls_alert_get_name(
             (gnutls_alert_description_t)self->callback_alert);
         return errors_raise_plain(
             state, code, "%s: the server name callback refused the client "
