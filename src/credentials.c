@@ -47,6 +47,28 @@ check_path(PyObject *path_bytes, enum path_kind kind)
     return -1;
 }
 
+/* A copy of NAME fit for messages: the value of a pin-value attribute of
+ * a PKCS#11 URL is masked.  PyMem_Free() it; NULL on memory error. */
+static char *
+display_name(const char *name)
+{
+    size_t len = strlen(name);
+    char *out = PyMem_Malloc(len + 4);
+    if (out == NULL)
+        return NULL;
+    const char *pin = is_pkcs11_url(name) ? strstr(name, "pin-value=") : NULL;
+    if (pin == NULL) {
+        memcpy(out, name, len + 1);
+        return out;
+    }
+    size_t head = (size_t)(pin - name) + strlen("pin-value=");
+    const char *rest = pin + strcspn(pin, ";?&");
+    memcpy(out, name, head);
+    memcpy(out + head, "***", 3);
+    memcpy(out + head + 3, rest, strlen(rest) + 1);
+    return out;
+}
+
 /* PyUnicode_FSConverter, also accepting None (leaves *out NULL). */
 static int
 optional_path(PyObject *obj, void *out)
@@ -173,6 +195,7 @@ Credentials_load_cert_chain(CredentialsObject *self, PyObject *args,
     static char *kwlist[] = {"certfile", "keyfile", "password", NULL};
     PyObject *certfile = NULL, *keyfile = NULL, *password = Py_None;
     PyObject *result = NULL;
+    char *cert = NULL, *key = NULL;     /* names for messages */
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|O&O:load_cert_chain",
                                      kwlist, PyUnicode_FSConverter, &certfile,
                                      optional_path, &keyfile, &password))
@@ -208,31 +231,50 @@ Credentials_load_cert_chain(CredentialsObject *self, PyObject *args,
     if (check_path(certfile, PATH_FILE) < 0 || check_path(keyfile, PATH_FILE) < 0)
         goto out;
 
-    const char *cert = PyBytes_AS_STRING(certfile);
-    const char *key = PyBytes_AS_STRING(keyfile);
+    const char *cert_path = PyBytes_AS_STRING(certfile);
+    const char *key_path = PyBytes_AS_STRING(keyfile);
+    cert = display_name(cert_path);
+    key = display_name(key_path);
+    if (cert == NULL || key == NULL) {
+        PyErr_NoMemory();
+        goto out;
+    }
     if (set_pin(self, pass) < 0)
         goto out;
     int ret = gnutls_certificate_set_x509_key_file2(
-        self->cred, cert, key, GNUTLS_X509_FMT_PEM, pass, 0);
+        self->cred, cert_path, key_path, GNUTLS_X509_FMT_PEM, pass, 0);
     if (ret == GNUTLS_E_BASE64_DECODING_ERROR
         || ret == GNUTLS_E_BASE64_UNEXPECTED_HEADER_ERROR) {
         int der = gnutls_certificate_set_x509_key_file2(
-            self->cred, cert, key, GNUTLS_X509_FMT_DER, pass, 0);
+            self->cred, cert_path, key_path, GNUTLS_X509_FMT_DER, pass, 0);
         if (der >= 0)
             ret = der;
     }
-    if (ret < 0 && self->pin_rejected) {
-        errors_raise_fmt(state, GNUTLS_E_PKCS11_PIN_ERROR,
-                         "wrong PIN for the token of '%s': the token rejected "
-                         "it (not retried, so as not to lock the token)", key);
+    int on_token = is_pkcs11_url(key_path);
+    if (ret < 0 && on_token && self->pin_rejected) {
+        errors_raise_plain(state, GNUTLS_E_PKCS11_PIN_ERROR,
+                           "wrong PIN for the token of '%s': the token "
+                           "rejected it (not retried, so as not to lock the "
+                           "token)", key);
         goto out;
     }
-    if (ret < 0 && self->pin_missing) {
-        errors_raise_fmt(state, GNUTLS_E_PKCS11_PIN_ERROR,
-                         "the token of '%s' needs a PIN: give it as password "
-                         "or in the URL (pin-value or pin-source)", key);
+    if (ret < 0 && on_token && self->pin_missing) {
+        errors_raise_plain(state, GNUTLS_E_PKCS11_PIN_ERROR,
+                           "the token of '%s' needs a PIN: give it as password "
+                           "or in the URL (pin-value or pin-source)", key);
         goto out;
     }
+    if (ret < 0 && on_token && ret == GNUTLS_E_PKCS11_PIN_ERROR) {
+        /* A PIN from the URL (pin-value, pin-source) that the token
+         * refused. */
+        errors_raise_plain(state, ret,
+                           "the token of '%s' refused the PIN given in the "
+                           "URL (a pin-source file must hold the PIN without "
+                           "a trailing newline)", key);
+        goto out;
+    }
+    if (ret < 0 && !on_token && (self->pin_missing || self->pin_rejected))
+        ret = GNUTLS_E_DECRYPTION_FAILED;  /* an encrypted key file */
     if (ret < 0) {
         const char *hint = "";
         switch (ret) {
@@ -270,6 +312,8 @@ Credentials_load_cert_chain(CredentialsObject *self, PyObject *args,
     self->chain_count++;
     result = Py_NewRef(Py_None);
 out:
+    PyMem_Free(cert);
+    PyMem_Free(key);
     Py_XDECREF(certfile);
     Py_XDECREF(keyfile);
     return result;

@@ -72,6 +72,10 @@ module_exec(PyObject *module)
         || PyModule_AddIntConstant(module, "SHUT_WR", GNUTLS_SHUT_WR) < 0
         || PyModule_AddStringConstant(module, "GNUTLS_VERSION",
                                       gnutls_check_version(NULL)) < 0
+#ifdef PACKAGE_VERSION
+        || PyModule_AddStringConstant(module, "PACKAGE_VERSION",
+                                      PACKAGE_VERSION) < 0
+#endif
 #ifdef P11KIT_BUILD_VERSION
         || PyModule_AddStringConstant(module, "P11KIT_VERSION",
                                       P11KIT_BUILD_VERSION) < 0

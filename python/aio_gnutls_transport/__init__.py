@@ -23,10 +23,19 @@ from ._gnutls import (
 )
 from ._config import PolicyError
 from ._context import DEFAULT_PRIORITY, GnutlsContext
-from ._protocol import GnutlsHandshakeProtocol, GnutlsObject, GnutlsTransport
+from ._protocol import (
+    GnutlsHandshakeProtocol,
+    GnutlsObject,
+    GnutlsSession,
+    GnutlsTransport,
+)
+from ._bio import GnutlsSSLObject
 from ._loop import GnutlsEventLoop, GnutlsEventLoopPolicy
 from . import ssl
 from . import _gnutls
+
+#: The version of this package (as built).
+__version__ = getattr(_gnutls, "PACKAGE_VERSION", "unknown")
 
 
 def load_pkcs11_module(path):
@@ -50,6 +59,8 @@ __all__ = [
     "GnutlsEventLoopPolicy",
     "GnutlsEventLoop",
     "GnutlsObject",
+    "GnutlsSSLObject",
+    "GnutlsSession",
     "GnutlsHandshakeProtocol",
     "GnutlsTransport",
     "DEFAULT_PRIORITY",

@@ -11,6 +11,12 @@ server  a TLS server that echoes every connection, or connects one
         connection to stdin/stdout.
 demo    both ends in one process on a throwaway certificate: shows what was
         negotiated, a half-closed exchange and a refused certificate.
+info    what an administrator checks first: versions, the system trust
+        store, the PKCS#11 modules and tokens (smartcards, HSMs).
+
+--cert and --key take files or pkcs11: URLs.  A token that needs a PIN, or
+an encrypted key file, gets it from the URL (pin-value, pin-source), from
+--password-file, or else from a prompt when stdin is a terminal.
 
 Everything the user should read about a failure is one line on stderr,
 "aio_gnutls_transport: error: ...", and a non-zero exit status.
@@ -18,6 +24,7 @@ Everything the user should read about a failure is one line on stderr,
 
 import argparse
 import asyncio
+import getpass
 import importlib
 import ipaddress
 import os
@@ -29,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 
 PROG = "aio_gnutls_transport"
 
@@ -174,10 +182,37 @@ def _server_port(text):
     return _port(text, allow_zero=True)
 
 
+def _add_credential_options(parser, who, required):
+    """--cert, --key, --password-file and --pkcs11-module: the same for
+    client and server."""
+    parser.add_argument(
+        "--cert", metavar="FILE|URL", required=required,
+        help="%s certificate chain: a PEM or DER file, which may contain "
+        "the key too, or a pkcs11: URL" % who)
+    parser.add_argument(
+        "--key", metavar="FILE|URL",
+        help="private key for --cert: a file or a pkcs11: URL (default: "
+        "the key in the --cert file)")
+    parser.add_argument(
+        "--password-file", metavar="FILE",
+        help="read the password of an encrypted --key file, or the PIN of "
+        "a pkcs11: key, from the first line of FILE (default: the PIN in "
+        "the URL, else asked for when stdin is a terminal)")
+    _add_module_option(parser)
+
+
+def _add_module_option(parser):
+    parser.add_argument(
+        "--pkcs11-module", metavar="PATH", action="append", default=[],
+        help="also load the PKCS#11 module (shared library) at PATH, besides "
+        "those registered with p11-kit; may be repeated")
+
+
 def build_parser():
     parser = _ArgumentParser(
         prog="python3 -m " + PROG,
-        description="TLS client, server and demo over GnuTLS with asyncio.")
+        description="TLS client, server and demo over GnuTLS with asyncio, "
+        "and info on the installation.")
     debug_help = "show Python tracebacks and asyncio debug messages"
     parser.add_argument("--debug", action="store_true", help=debug_help)
     # Also accepted after the command; SUPPRESS keeps the subcommand's
@@ -208,12 +243,7 @@ def build_parser():
     client.add_argument(
         "--capath", metavar="DIR",
         help="trust the CA certificates in directory DIR")
-    client.add_argument(
-        "--cert", metavar="FILE",
-        help="client certificate chain (PEM); may contain the key too")
-    client.add_argument(
-        "--key", metavar="FILE",
-        help="private key for --cert (default: the key in --cert)")
+    _add_credential_options(client, "client", required=False)
     client.add_argument(
         "--insecure", action="store_true",
         help="do not verify the server certificate (CERT_NONE)")
@@ -239,12 +269,7 @@ def build_parser():
     server.add_argument(
         "--port", type=_server_port, default=0,
         help="port to listen on; 0 picks a free one (default: %(default)s)")
-    server.add_argument(
-        "--cert", metavar="FILE", required=True,
-        help="server certificate chain (PEM); may contain the key too")
-    server.add_argument(
-        "--key", metavar="FILE",
-        help="private key for --cert (default: the key in --cert)")
+    _add_credential_options(server, "server", required=True)
     server.add_argument(
         "--cafile", metavar="FILE",
         help="CA certificates to verify client certificates with")
@@ -274,6 +299,16 @@ def build_parser():
         "127.0.0.1 with a throwaway certificate (made with certtool or "
         "openssl), show what they negotiated, a half-closed exchange and a "
         "refused certificate.")
+
+    info = commands.add_parser(
+        "info", parents=[common],
+        help="show versions, the system trust store and PKCS#11 tokens",
+        description="Print what an administrator checks first: the versions "
+        "of this package, GnuTLS, p11-kit and Python; whether the system "
+        "trust store loads and how many certificates it holds; the PKCS#11 "
+        "modules registered with p11-kit and the tokens (smartcards, HSMs) "
+        "they show, with their pkcs11: URLs.")
+    _add_module_option(info)
     return parser
 
 
@@ -307,6 +342,9 @@ def _dispatch(args):
         importlib.import_module("aio_gnutls_transport._gnutls")
     except ImportError as exc:
         raise CliError("cannot load the GnuTLS extension module: %s" % exc)
+    _load_pkcs11_modules(getattr(args, "pkcs11_module", None) or ())
+    if args.command == "info":
+        return _info(args)
     if args.command == "client":
         return _run(lambda: _client(args), args.debug)
     if args.command == "server":
@@ -384,6 +422,148 @@ def _load(option, load, *args, **kwargs):
         raise CliError("%s: %s" % (option, error_text(exc)))
 
 
+def _load_pkcs11_modules(paths):
+    from aio_gnutls_transport import load_pkcs11_module
+
+    for path in paths:
+        try:
+            load_pkcs11_module(path)
+        except OSError as exc:
+            raise CliError("--pkcs11-module: %s" % error_text(exc))
+
+
+def _is_pkcs11_url(name):
+    return name.lower().startswith("pkcs11:")
+
+
+def _url_attribute(url, name):
+    """The decoded value of attribute name in a pkcs11: URL, or None."""
+    match = re.search(r"[:;?&]%s=([^;?&]*)" % re.escape(name), url, re.I)
+    return urllib.parse.unquote(match.group(1)) if match else None
+
+
+def _url_gives_pin(url):
+    """Whether a pkcs11: URL carries its PIN (pin-value or pin-source)."""
+    return _url_attribute(url, "pin-value") is not None \
+        or _url_attribute(url, "pin-source") is not None
+
+
+def _hide_pins(text):
+    """Error text with the PIN of any pkcs11: URL in it blanked out."""
+    return re.sub(r"(pin-value=)[^;&?'\"\s]*", r"\1***", text, flags=re.I)
+
+
+def _token_name(url):
+    """The token's label in a pkcs11: URL, else the URL up to its query."""
+    label = _url_attribute(url, "token")
+    if label is not None:
+        return "token '%s'" % label
+    return "the token of %s" % _hide_pins(url.split("?")[0])
+
+
+def _url_pin_error(url):
+    """What to say when the token refused the PIN that a URL gives."""
+    source = _url_attribute(url, "pin-source")
+    if _url_attribute(url, "pin-value") is not None or source is None:
+        return "wrong PIN: %s rejected the pin-value of the URL (not " \
+            "retried, so as not to lock the token)" % _token_name(url)
+    try:
+        with open(source, "rb") as f:
+            pin = f.read()
+    except OSError as exc:
+        return "cannot read the PIN file of pin-source: %s" % error_text(exc)
+    text = "wrong PIN: %s rejected the PIN read from %s (pin-source; not " \
+        "retried, so as not to lock the token)" % (_token_name(url), source)
+    if pin.endswith(b"\n"):
+        text += "; the file ends with a newline, which GnuTLS takes as " \
+            "part of the PIN"
+    return text
+
+
+# The error reasons of a key that needs a PIN or password nobody gave.
+_SECRET_NEEDED = frozenset((
+    "GNUTLS_E_PKCS11_PIN_ERROR",
+    "GNUTLS_E_DECRYPTION_FAILED",
+    "GNUTLS_E_PK_INVALID_PRIVKEY",
+))
+
+
+def _load_cert_chain(context, args):
+    """Load --cert and --key, with a PIN or password if the key needs one.
+
+    The secret comes from the pkcs11: URL (pin-value, pin-source), from
+    --password-file, or else, once the key has turned out to need one, from
+    a prompt at the terminal.  Without a terminal that is one error line
+    saying how to give it.  A rejected PIN is not asked for again: each
+    wrong try brings a smartcard closer to locking itself.
+    """
+    from aio_gnutls_transport import GnutlsError
+
+    cert, key = args.cert, args.key
+    if key is None and _is_pkcs11_url(cert):
+        raise CliError("--cert is a pkcs11: URL: give the private key's URL "
+                       "with --key")
+    key_name = key if key is not None else cert
+    if args.password_file is not None:
+        password = _read_password_file(args.password_file)
+    elif _is_pkcs11_url(key_name) and _url_gives_pin(key_name):
+        password = None
+    else:
+        try:
+            context.load_cert_chain(cert, key)
+            return
+        except GnutlsError as exc:
+            if getattr(exc, "reason", None) not in _SECRET_NEEDED:
+                raise _load_error(exc)
+        except OSError as exc:
+            raise _load_error(exc)
+        password = _ask_secret(key_name)
+    try:
+        context.load_cert_chain(cert, key, password)
+    except GnutlsError as exc:
+        if password is None and getattr(exc, "reason", None) \
+                == "GNUTLS_E_PKCS11_PIN_ERROR":
+            raise CliError("--key: %s" % _url_pin_error(key_name))
+        raise _load_error(exc)
+    except OSError as exc:
+        raise _load_error(exc)
+
+
+def _load_error(exc):
+    return CliError("--cert/--key: %s" % _hide_pins(error_text(exc)))
+
+
+def _read_password_file(path):
+    try:
+        with open(path, "rb") as f:
+            line = f.readline()
+    except OSError as exc:
+        raise CliError("--password-file: %s" % error_text(exc))
+    return line.rstrip(b"\r\n")
+
+
+def _ask_secret(key_name):
+    """The PIN or password for key_name, typed at the terminal."""
+    if _is_pkcs11_url(key_name):
+        what = "PIN"
+        prompt = "PIN for %s: " % _token_name(key_name)
+        how = "put pin-value=PIN or pin-source=FILE in the pkcs11: URL, or " \
+            "give --password-file FILE"
+        need = "%s needs a PIN" % _token_name(key_name)
+    else:
+        what = "password"
+        prompt = "Password for %s: " % key_name
+        how = "give it with --password-file FILE"
+        need = "the key in %s is encrypted" % key_name
+    if not _isatty(0):
+        raise CliError("--key: %s and stdin is not a terminal to ask for it: "
+                       "%s" % (need, how))
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:
+        raise CliError("--key: no %s entered" % what)
+
+
 def _client_context(args):
     from aio_gnutls_transport import ssl
 
@@ -401,10 +581,13 @@ def _client_context(args):
     if args.insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    if args.key is not None and args.cert is None:
-        raise CliError("--key needs --cert")
-    if args.cert is not None:
-        _load("--cert/--key", context.load_cert_chain, args.cert, args.key)
+    if args.cert is None:
+        if args.key is not None:
+            raise CliError("--key needs --cert")
+        if args.password_file is not None:
+            raise CliError("--password-file needs --key or --cert")
+    else:
+        _load_cert_chain(context, args)
     if args.priority is not None:
         context.gnutls_set_priority(args.priority)
     return context
@@ -414,7 +597,7 @@ def _server_context(args):
     from aio_gnutls_transport import ssl
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    _load("--cert/--key", context.load_cert_chain, args.cert, args.key)
+    _load_cert_chain(context, args)
     verify = args.verify
     if verify is None:
         verify = "required" if args.cafile is not None else "none"
@@ -895,6 +1078,121 @@ async def _serve_pipe(protocol, stop):
         _say("%s: error: reading stdin: %s" % (PROG, error_text(exc)))
     stop.set()
     return exc
+
+
+# -------------------------------------------------------------------- info
+#
+# The report is sections of "Name: value" lines; the details of an entry are
+# indented under it and sections are separated by an empty line.  Scripts
+# and the tests read it, so keep the wording of the unindented lines.  Each
+# section is a function of the parsed arguments returning its lines: a new
+# section is one more function in _INFO_SECTIONS.
+
+
+def _info(args):
+    first = True
+    for section in _INFO_SECTIONS:
+        if not first:
+            _Output.print_line("")
+        first = False
+        for line in section(args):
+            _Output.print_line(line)
+    return EXIT_OK
+
+
+def _package_version():
+    import aio_gnutls_transport
+
+    version = getattr(aio_gnutls_transport, "__version__", None)
+    if version:
+        return str(version)
+    try:
+        from importlib import metadata
+        return metadata.version(PROG)
+    except Exception:  # not installed as a distribution, or no metadata
+        return None
+
+
+def _info_versions(args):
+    import aio_gnutls_transport
+    from aio_gnutls_transport import _gnutls
+
+    where = os.path.dirname(os.path.abspath(aio_gnutls_transport.__file__))
+    p11kit = getattr(_gnutls, "P11KIT_VERSION", None)
+    return [
+        "%s: %s" % (PROG, _package_version() or "version unknown"),
+        "  imported from %s" % where,
+        "GnuTLS: %s" % _gnutls.GNUTLS_VERSION,
+        "p11-kit: %s" % ("%s (built with)" % p11kit if p11kit else "unknown"),
+        "Python: %s (%s)" % (sys.version.split()[0], sys.executable),
+    ]
+
+
+def _info_system_trust(args):
+    from aio_gnutls_transport import _gnutls
+
+    try:
+        count = _gnutls.Credentials().load_system_trust()
+    except OSError as exc:
+        head = "System trust store: cannot load: %s" % error_text(exc)
+    else:
+        head = "System trust store: %d certificate%s" % (
+            count, "" if count == 1 else "s")
+    return [
+        head,
+        "  as GnuTLS finds it (set when GnuTLS was built); used by "
+        "ssl.create_default_context()",
+    ]
+
+
+def _info_pkcs11_modules(args):
+    from aio_gnutls_transport import _gnutls
+
+    try:
+        modules = _gnutls.pkcs11_modules()
+    except OSError as exc:
+        lines = ["PKCS#11 modules registered with p11-kit: cannot list: %s"
+                 % error_text(exc)]
+    else:
+        lines = ["PKCS#11 modules registered with p11-kit: %d" % len(modules)]
+        lines += ["  %s: %s" % (module.get("name") or "(no name)",
+                                module.get("path") or "(no path)")
+                  for module in modules]
+    if args.pkcs11_module:
+        lines.append("PKCS#11 modules loaded with --pkcs11-module: %d"
+                     % len(args.pkcs11_module))
+        lines += ["  %s" % path for path in args.pkcs11_module]
+    return lines
+
+
+_TOKEN_DETAILS = ("label", "manufacturer", "model", "serial", "module")
+
+
+def _info_pkcs11_tokens(args):
+    from aio_gnutls_transport import _gnutls
+
+    try:
+        tokens = _gnutls.pkcs11_tokens()
+    except OSError as exc:
+        return ["PKCS#11 tokens: cannot list: %s" % error_text(exc)]
+    lines = ["PKCS#11 tokens: %d" % len(tokens)]
+    for token in tokens:
+        lines.append("  %s" % token.get("url", "(no URL)"))
+        for key in _TOKEN_DETAILS:
+            if token.get(key):
+                lines.append("    %s: %s" % (key, token[key]))
+        lines.append("    flags: %s" % (", ".join(token.get("flags") or ())
+                                        or "none"))
+    return lines
+
+
+# The sections of "info", in order.
+_INFO_SECTIONS = (
+    _info_versions,
+    _info_system_trust,
+    _info_pkcs11_modules,
+    _info_pkcs11_tokens,
+)
 
 
 # -------------------------------------------------- throwaway certificates
