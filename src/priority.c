@@ -33,6 +33,13 @@ Priority_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     gnutls_priority_t priority;
     const char *err_pos = NULL;
     int ret = gnutls_priority_init(&priority, text, &err_pos);
+    if (ret == GNUTLS_E_NO_PRIORITIES_WERE_SET)
+        return errors_raise_plain(
+            state, ret,
+            "priority string '%s' leaves no protocol version or algorithm to "
+            "negotiate (note that the [overrides] of GnuTLS's system "
+            "configuration, %s, may disable what it enables)",
+            text, gnutls_get_system_config_file());
     if (ret < 0) {
         if (err_pos != NULL && err_pos >= text && err_pos <= text + size) {
             /* err_pos points into TEXT; report a character position. */

@@ -323,6 +323,9 @@ x509_certificate_info(PyObject *module, PyObject *arg)
         || set_item(info, "not_after",
                     PyLong_FromLongLong(
                         (long long)gnutls_x509_crt_get_expiration_time(crt))) < 0
+        || set_item(info, "ca",
+                    PyBool_FromLong(gnutls_x509_crt_get_ca_status(crt, NULL)
+                                    > 0)) < 0
         || set_item(info, "subject_alt_names", alt_names(crt)) < 0
         || set_item(info, "crl_distribution_points", crl_points(crt)) < 0
         || access_uris(crt, info) < 0)

@@ -8,7 +8,9 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import json
 import os
+import shlex
 import shutil
 import socket
 import ssl as stdlib_ssl
@@ -503,3 +505,134 @@ def count_fds():
 
 def python_for_cli():
     return os.environ.get("AIO_GNUTLS_TRANSPORT_PYTHON", sys.executable)
+
+
+# --------------------------------------------------------------- mount namespaces
+
+def mount_namespace_argv(binds, argv):
+    """The command line that runs *argv* in a private mount namespace in
+    which each (source, target) of *binds* is bind-mounted, read-only, over
+    target.
+
+    The mounts exist only for that process and its children: files such as
+    the system CA bundle can be replaced for one test without touching the
+    machine, and nothing the process starts can write through them into
+    the source.  Needs the right to unshare and mount (root, in practice)."""
+    steps = []
+    for src, dst in binds:
+        dst = shlex.quote(str(dst))
+        steps.append("mount --bind %s %s" % (shlex.quote(str(src)), dst))
+        steps.append("mount -o remount,bind,ro %s" % dst)
+    steps.append('exec "$@"')
+    return ["unshare", "--mount", "--propagation", "private", "--",
+            "/bin/sh", "-c", " && ".join(steps), "sh"] + [str(a) for a in argv]
+
+
+def mount_namespace_problem():
+    """None if mount_namespace_argv() works here, else the reason why not."""
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        return "the unshare and mount commands are needed"
+    with tempfile.TemporaryDirectory(prefix="agt-ns-") as d:
+        src, dst = os.path.join(d, "src"), os.path.join(d, "dst")
+        for path, text in ((src, "bound"), (dst, "original")):
+            with open(path, "w") as f:
+                f.write(text)
+        try:
+            proc = subprocess.run(
+                mount_namespace_argv([(src, dst)], [
+                    "/bin/sh", "-c",
+                    'cat "$0"; (echo more >> "$0") 2>/dev/null; exit 0', dst]),
+                capture_output=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return "cannot run unshare: %s" % e
+        with open(dst) as f:
+            after = f.read()
+        if proc.returncode != 0 or proc.stdout != b"bound":
+            return ("bind mounts in a private mount namespace are not "
+                    "permitted here (unshare --mount: exit %d, %s)"
+                    % (proc.returncode,
+                       proc.stderr.decode(errors="replace").strip()))
+        with open(src) as f:
+            source_after = f.read()
+        if after != "original" or source_after != "bound":
+            return ("a bind mount leaked out of its mount namespace, or was "
+                    "not read-only")
+    return None
+
+
+# --------------------------------------------------------------- child processes
+#
+# Some tests need a fresh process: GnuTLS initialises PKCS#11 once per
+# process, a token stays logged in once a PIN was accepted, and a mount
+# namespace applies to a process from its start.  run_child() runs a
+# function named child_<name> of a test module in a new Python interpreter;
+# the function takes JSON-able arguments and returns a JSON-able result,
+# which the test then asserts on.
+
+CHILD_RESULT_TAG = "AGT-CHILD-RESULT "
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def child_args(namespace):
+    """The str attributes of *namespace* (paths, URLs) as a JSON-able dict."""
+    return {k: v for k, v in vars(namespace).items() if isinstance(v, str)}
+
+
+def run_child(module, name, *args, env=None, wrap=(), timeout=45.0):
+    """Run *module*.child_<name>(*args) in a new Python process, with the
+    extra environment *env*, its command line prefixed by *wrap* (a mount
+    namespace, say).  Returns (result, stderr); a child that fails, or
+    outlives *timeout* seconds, fails the test with its output."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        [TESTS_DIR] + [p for p in sys.path if p])
+    full_env.update(env or {})
+    if full_env.get("PYTHONDONTWRITEBYTECODE"):
+        # Nothing gets written either way; without a cache prefix the child
+        # finds the standard library's compiled files instead of compiling
+        # it all again (a second per child).
+        full_env.pop("PYTHONPYCACHEPREFIX", None)
+    payload = json.dumps({"module": module, "name": name, "args": list(args)})
+    argv = [str(a) for a in wrap] + [
+        sys.executable, "-c", "import agt_testlib; agt_testlib.child_main()",
+        payload]
+    try:
+        proc = subprocess.run(argv, env=full_env, capture_output=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail("child %s.%s did not finish in %.0f s\nstdout: %s\n"
+                    "stderr: %s" % (module, name, timeout, e.stdout, e.stderr),
+                    pytrace=False)
+    out = proc.stdout.decode("utf-8", "replace")
+    err = proc.stderr.decode("utf-8", "replace")
+    results = [line[len(CHILD_RESULT_TAG):] for line in out.splitlines()
+               if line.startswith(CHILD_RESULT_TAG)]
+    if proc.returncode != 0 or len(results) != 1:
+        pytest.fail("child %s.%s failed (exit %d)\nstdout:\n%s\nstderr:\n%s"
+                    % (module, name, proc.returncode, out, err[-6000:]),
+                    pytrace=False)
+    return json.loads(results[0]), err
+
+
+def child_main():
+    """The child side of run_child()."""
+    import faulthandler
+    import importlib
+    global CURRENT_TIMEOUT
+    faulthandler.dump_traceback_later(40, exit=True)
+    CURRENT_TIMEOUT = 30.0
+    spec = json.loads(sys.argv[1])
+    module = importlib.import_module(spec["module"])
+    result = getattr(module, "child_" + spec["name"])(*spec["args"])
+    sys.stdout.write(CHILD_RESULT_TAG + json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+def describe_error(exc):
+    """A JSON-able description of an exception, for a child's result."""
+    return {"type": type(exc).__name__, "message": str(exc),
+            "reason": getattr(exc, "reason", None),
+            "verify_code": getattr(exc, "verify_code", None),
+            "verify_message": getattr(exc, "verify_message", None),
+            "gnutls_error": isinstance(exc, agt.GnutlsError),
+            "ssl_error": isinstance(exc, stdlib_ssl.SSLError)}

@@ -132,3 +132,39 @@ def cli_env():
     env = dict(os.environ)
     env.setdefault("PYTHONPATH", os.pathsep.join(p for p in sys.path if p))
     return env
+
+
+@pytest.fixture(scope="session")
+def more_certs(certs):
+    """Revoked, self-signed and odd-SAN certificates (see agt_certs)."""
+    return agt_certs.make_more_certs(certs)
+
+
+@pytest.fixture(scope="session")
+def mount_namespace():
+    """agt_testlib.mount_namespace_argv, if private bind mounts work here."""
+    problem = agt_testlib.mount_namespace_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    return agt_testlib.mount_namespace_argv
+
+
+@pytest.fixture(scope="session")
+def softhsm(certs, tmp_path_factory):
+    """A SoftHSM2 token with the test keys (not extractable), made once.
+
+    Only processes started with ``softhsm.env`` in their environment see it:
+    GnuTLS initialises PKCS#11 once per process, so the tests use the token
+    from child processes and the test process itself never loads a
+    PKCS#11 module."""
+    for tool in ("softhsm2-util", "p11tool"):
+        if shutil.which(tool) is None:
+            pytest.skip("%s is not installed" % tool)
+    module = agt_certs.softhsm_module()
+    if module is None:
+        pytest.skip("the SoftHSM2 PKCS#11 module is not installed")
+    try:
+        return agt_certs.make_softhsm_token(tmp_path_factory.mktemp("softhsm"),
+                                            certs, module)
+    except agt_certs.TokenUnavailable as e:
+        pytest.skip(str(e))

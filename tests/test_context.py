@@ -17,8 +17,11 @@ SUPPORTED = {
     "set_default_verify_paths",  # the system trust, like load_default_certs
     "cert_store_stats", "get_ca_certs",
     "minimum_version", "maximum_version", "set_ciphers",  # narrow the policy
-    # class attributes only used by the (unsupported) wrap_* methods
-    "sslsocket_class", "sslobject_class",
+    "set_alpn_protocols", "sni_callback", "set_servername_callback",
+    "keylog_filename",  # this context's connections only
+    "wrap_bio", "sslobject_class",  # GnutlsSSLObject over memory BIOs
+    # a class attribute only used by the (unsupported) wrap_socket
+    "sslsocket_class",
 }
 
 
@@ -196,8 +199,8 @@ def test_every_other_stdlib_member_is_overridden(name):
 
 @pytest.mark.parametrize("call", [
     ("wrap_socket", lambda c: c.wrap_socket(socket.socket())),
-    ("wrap_bio", lambda c: c.wrap_bio(stdlib_ssl.MemoryBIO(), stdlib_ssl.MemoryBIO())),
-    ("set_alpn_protocols", lambda c: c.set_alpn_protocols(["h2"])),
+    ("set_npn_protocols", lambda c: c.set_npn_protocols(["h2"])),
+    ("get_ciphers", lambda c: c.get_ciphers()),
     ("load_dh_params", lambda c: c.load_dh_params("dh.pem")),
     ("set_ecdh_curve", lambda c: c.set_ecdh_curve("prime256v1")),
     ("session_stats", lambda c: c.session_stats()),
@@ -215,7 +218,8 @@ def test_unsupported_methods_raise(call):
     ("options", stdlib_ssl.OP_NO_TICKET),
     ("verify_flags", stdlib_ssl.VERIFY_X509_STRICT),
     ("post_handshake_auth", True),
-    ("keylog_filename", "keys.log"),
+    ("num_tickets", 1),
+    ("hostname_checks_common_name", True),
 ])
 def test_unsupported_attributes_refuse_to_be_set(attr, value):
     ctx = agt_ssl.SSLContext(agt_ssl.PROTOCOL_TLS_CLIENT)

@@ -14,6 +14,8 @@ asyncio takes ``ssl=``::
                                                    ssl=ctx)
 
 Stdlib :class:`ssl.SSLContext` objects keep working on the same loop.
+Without the policy (asyncio's own loop, uvloop) a GnutlsContext still
+works: the loop's TLS code drives it through ``wrap_bio()``.
 """
 
 from ._gnutls import (

@@ -1186,10 +1186,44 @@ def _info_pkcs11_tokens(args):
     return lines
 
 
+def _info_policy(args):
+    from aio_gnutls_transport import _config, _gnutls, ssl
+
+    path = _config.site_config_file()
+    lines = ["Site TLS policy file: %s (%s)" % (
+        path, "present" if os.path.exists(path) else
+        "absent: the built-in default applies")]
+    if os.environ.get(_config.ENVIRONMENT_VARIABLE):
+        lines.append("  named by %s" % _config.ENVIRONMENT_VARIABLE)
+    lines.append("  GnuTLS system configuration: %s (%s)" % (
+        _gnutls.system_config_file(),
+        "present" if os.path.exists(_gnutls.system_config_file())
+        else "absent"))
+    for side, protocol in (("client", ssl.PROTOCOL_TLS_CLIENT),
+                           ("server", ssl.PROTOCOL_TLS_SERVER)):
+        try:
+            context = ssl.SSLContext(protocol)
+        except (OSError, ValueError) as exc:
+            lines.append("TLS policy for %s contexts: cannot be used: %s"
+                         % (side, error_text(exc)))
+            continue
+        priority = context.gnutls_priority_object
+        lines += [
+            "TLS policy for %s contexts: %s" % (side, priority.string),
+            "  from: %s" % context.gnutls_priority_source,
+            "  protocol versions: %s" % (", ".join(priority.protocols())
+                                         or "none"),
+            "  ciphers: %s" % ", ".join(priority.ciphers()),
+            "  key exchange groups: %s" % ", ".join(priority.groups()),
+        ]
+    return lines
+
+
 # The sections of "info", in order.
 _INFO_SECTIONS = (
     _info_versions,
     _info_system_trust,
+    _info_policy,
     _info_pkcs11_modules,
     _info_pkcs11_tokens,
 )

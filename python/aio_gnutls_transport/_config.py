@@ -153,7 +153,8 @@ def site_policy():
     try:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
-            key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+                   st.st_ctime_ns)
             if _cache is not None and _cache[0] == key:
                 return _cache[1]
             data = f.read()
@@ -162,8 +163,8 @@ def site_policy():
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise PolicyError("%s: not UTF-8 text (byte %d)"
-                          % (path, exc.start)) from None
+        raise PolicyError("%s:%d: not UTF-8 text"
+                          % (path, data.count(b"\n", 0, exc.start) + 1)) from None
     policy = SitePolicy(path, _parse(path, text))
     _cache = (key, policy)
     return policy

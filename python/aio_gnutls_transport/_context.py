@@ -14,10 +14,13 @@ Everything of the stdlib API that has no GnuTLS counterpart here raises
 """
 
 import inspect as _inspect
+import os as _os
 import ssl as _stdlib_ssl
 
 from . import _gnutls
+from ._bio import GnutlsSSLObject
 from ._config import DEFAULT_PRIORITY, default_priority
+from ._protocol import GnutlsSession, decode_certificate
 
 __all__ = ["GnutlsContext", "DEFAULT_PRIORITY"]
 
@@ -85,8 +88,13 @@ class GnutlsContext(_stdlib_ssl.SSLContext):
 
     Use it wherever asyncio takes an ``ssl=`` argument, on a loop created by
     :class:`aio_gnutls_transport.GnutlsEventLoopPolicy` (or
-    :class:`aio_gnutls_transport.GnutlsEventLoop`).
+    :class:`aio_gnutls_transport.GnutlsEventLoop`).  On any other event
+    loop (asyncio's own, uvloop's) the loop's TLS code drives GnuTLS
+    through :meth:`wrap_bio`.
     """
+
+    #: The class of the objects :meth:`wrap_bio` returns.
+    sslobject_class = GnutlsSSLObject
 
     def __new__(cls, protocol=_PROTOCOL_TLS_CLIENT, *args, **kwargs):
         if protocol is None:
@@ -117,6 +125,11 @@ class GnutlsContext(_stdlib_ssl.SSLContext):
         else:
             self._verify_mode = _CERT_NONE
             self._check_hostname = False
+        self._alpn_protocols = None     # list of bytes, or None
+        self._sni_callback = None
+        self._keylog_filename = None
+        self._keylog = None             # a _KeyLogFile, or None
+        self._resume_session = None     # a GnutlsSession (gnutls_resume())
 
     def __repr__(self):
         return "<%s protocol=%s verify_mode=%s check_hostname=%s>" % (
@@ -230,26 +243,21 @@ class GnutlsContext(_stdlib_ssl.SSLContext):
         self._credentials.load_system_trust()
 
     def cert_store_stats(self):
-        """Counts of what was loaded for verification, like the stdlib's.
-
-        ``x509_ca`` counts the trusted CA certificates (anchors that stay
-        on a PKCS#11 token included), ``crl`` the CRLs.
-        """
-        cas = self._credentials.ca_count
-        return {"x509": cas, "crl": self._credentials.crl_count,
+        """Counts of what was loaded for verification, like the stdlib's:
+        ``x509`` the trusted certificates, ``x509_ca`` those of them that
+        are CA certificates, ``crl`` the CRLs."""
+        ders = self._credentials.ca_certificates()
+        cas = sum(1 for der in ders if _gnutls.certificate_info(der)["ca"])
+        return {"x509": len(ders), "crl": self._credentials.crl_count,
                 "x509_ca": cas}
 
     def get_ca_certs(self, binary_form=False):
-        """The trusted CA certificates held in memory, like the stdlib's.
-
-        DER bytes with *binary_form*, otherwise dicts in the shape of
-        ``getpeercert()``.  Anchors that stay on a PKCS#11 token (the
-        p11-kit trust module, for one) are used but not listed.
-        """
-        ders = self._credentials.ca_certificates()
+        """The trusted CA certificates, like the stdlib's: DER bytes with
+        *binary_form*, otherwise dicts in the shape of ``getpeercert()``."""
+        ders = [der for der in self._credentials.ca_certificates()
+                if _gnutls.certificate_info(der)["ca"]]
         if binary_form:
             return ders
-        from ._protocol import decode_certificate
         return [decode_certificate(der) for der in ders]
 
     # -- GnuTLS specifics ------------------------------------------------
@@ -369,6 +377,19 @@ class GnutlsContext(_stdlib_ssl.SSLContext):
         if not fragment:
             raise ValueError("set_ciphers() needs a GnuTLS priority "
                              "fragment such as '-CIPHER-ALL:+AES-256-GCM'")
+        for item in fragment.split(":"):
+            # Only algorithm items: a %FLAG or %PROFILE could loosen
+            # certificate checks, a keyword would replace the policy.
+            if item.startswith("%"):
+                raise ValueError(
+                    "set_ciphers() cannot set %r: flags and profiles belong "
+                    "to the policy, which they could loosen" % item)
+            if item[:1] not in ("+", "-", "!"):
+                raise _gnutls.GnutlsError(
+                    0, "set_ciphers() takes a GnuTLS priority fragment of "
+                    "'+ALGORITHM' and '-ALGORITHM' items (e.g. "
+                    "'-CIPHER-ALL:+AES-256-GCM'), not an OpenSSL cipher "
+                    "list: %r" % ciphers)
         try:
             self._set_narrowing(self._minimum_version, self._maximum_version,
                                 fragment)
@@ -384,26 +405,238 @@ class GnutlsContext(_stdlib_ssl.SSLContext):
         """The underlying :class:`_gnutls.Credentials` object."""
         return self._credentials
 
-    def _new_session(self, server_side, server_hostname=None):
-        """A fresh in-memory TLS session configured from this context."""
+    # -- ALPN, server names, key log ----------------------------------------
+
+    def set_alpn_protocols(self, alpn_protocols):
+        """Offer (client) or accept (server) these ALPN protocols, e.g.
+        ``["h2", "http/1.1"]``, in order of preference.
+
+        A server picks the first of its own protocols that the client
+        offers; with none in common the connection goes on without ALPN
+        (``selected_alpn_protocol()`` is then None), as with the stdlib.
+        An empty list turns ALPN off.
+        """
+        protocols = []
+        for protocol in alpn_protocols:
+            data = bytes(protocol, "ascii")
+            if not 0 < len(data) <= 255:
+                raise _stdlib_ssl.SSLError(
+                    "ALPN protocols must be 1 to 255 in length")
+            protocols.append(data)
+        self._alpn_protocols = protocols or None
+
+    @property
+    def sni_callback(self):
+        """Server side: called as ``callback(ssl_object, server_name,
+        ssl_context)`` once the client's hello has been read.
+
+        *server_name* is the name the client asked for (SNI) as a str (an
+        IDN as its A-label, ``xn--...``), or None.  *ssl_object* is the
+        connection's ``GnutlsObject`` (or, under ``wrap_bio()``, the
+        ``GnutlsSSLObject``); setting its ``context`` to another server
+        GnutlsContext serves that context's certificate and key (only
+        those: the other settings stay this context's).  The callback
+        returns None to go on, or an ``ssl.ALERT_DESCRIPTION_*`` number
+        to refuse the client with that alert.  An exception raised by the
+        callback fails the handshake with that exception (and an
+        internal_error alert for the client).
+        """
+        return self._sni_callback
+
+    @sni_callback.setter
+    def sni_callback(self, callback):
+        if self._gnutls_protocol == _PROTOCOL_TLS_CLIENT:
+            raise ValueError("sni_callback cannot be set on TLS_CLIENT "
+                             "context")
+        if callback is not None and not callable(callback):
+            raise TypeError("not a callable object")
+        self._sni_callback = callback
+
+    def set_servername_callback(self, server_name_callback):
+        """The older form of :attr:`sni_callback` (deprecated in the
+        stdlib): the same callback, with the server name IDNA-encoded."""
+        if server_name_callback is None:
+            self.sni_callback = None
+            return
+        if not callable(server_name_callback):
+            raise TypeError("not a callable object")
+
+        def shim(ssl_object, server_name, ssl_context):
+            if server_name is not None:
+                server_name = server_name.encode("idna").decode("ascii")
+            return server_name_callback(ssl_object, server_name, ssl_context)
+
+        self.sni_callback = shim
+
+    @property
+    def keylog_filename(self):
+        """A file to which the secrets of this context's connections are
+        appended, in the NSS key log format Wireshark reads; None (the
+        default) logs nothing.
+
+        Only connections made with this context are logged: nothing is
+        set process-wide and no environment variable is read (the stdlib's
+        create_default_context() reads SSLKEYLOGFILE; this one does not).
+        The file is opened when the attribute is set (an OSError then if it
+        cannot be), created with mode 0600, and a comment line is written
+        first when it is empty.  Each line is written whole with a single
+        write(), so connections logging at the same time do not mix their
+        lines.  Setting None (or another file) stops logging to the old
+        file for new connections; connections already made keep logging
+        to it until they end.
+        """
+        return self._keylog_filename
+
+    @keylog_filename.setter
+    def keylog_filename(self, filename):
+        if filename is None:
+            self._keylog = None
+            self._keylog_filename = None
+            return
+        self._keylog = _KeyLogFile(filename)
+        self._keylog_filename = filename
+
+    # -- session resumption ---------------------------------------------------
+
+    def gnutls_resume(self, session):
+        """A copy of this client context that offers *session* to resume.
+
+        *session* is a :class:`GnutlsSession`, from the ``session``
+        attribute of an earlier connection's ``ssl_object``.  asyncio has
+        no way to hand a session to ``create_connection()``, so pass the
+        returned context instead::
+
+            saved = writer.get_extra_info("ssl_object").session
+            ...
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=ctx.gnutls_resume(saved),
+                server_hostname=host)
+            writer.get_extra_info("ssl_object").session_reused  # True
+
+        The copy shares this context's credentials (certificates, trust)
+        and starts with its other settings; later changes to either
+        context do not reach the other.  It offers the session to the
+        server named in ``session.server_hostname`` only: connecting to
+        another name with it raises ValueError.  If the server does not
+        accept the session, a full handshake is done (and
+        ``session_reused`` is False).  ``gnutls_resume(None)`` gives a
+        copy that offers nothing.
+        """
+        if self._gnutls_protocol == _PROTOCOL_TLS_SERVER:
+            raise ValueError("only a client context can resume a session")
+        if session is not None and not isinstance(session, GnutlsSession):
+            raise TypeError("session must be a GnutlsSession, not %s"
+                            % type(session).__name__)
+        clone = type(self).__new__(type(self), self._gnutls_protocol)
+        clone.__dict__.update(self.__dict__)
+        clone._resume_session = session
+        return clone
+
+    @property
+    def gnutls_resume_session(self):
+        """The :class:`GnutlsSession` this context offers (see
+        :meth:`gnutls_resume`), or None."""
+        return self._resume_session
+
+    # -- memory BIOs -----------------------------------------------------------
+
+    def wrap_bio(self, incoming, outgoing, server_side=False,
+                 server_hostname=None, session=None):
+        """A TLS connection over two :class:`ssl.MemoryBIO` objects.
+
+        Returns a :class:`GnutlsSSLObject`, which behaves like the stdlib's
+        :class:`ssl.SSLObject`: the event loops' own TLS code (asyncio's
+        and uvloop's), anyio and others drive it unchanged.  *session* (a
+        :class:`GnutlsSession`, client side) is offered for resumption.
+        """
+        return self.sslobject_class._create(
+            self, incoming, outgoing, server_side=server_side,
+            server_hostname=server_hostname, session=session)
+
+    # -- sessions of the engine --------------------------------------------------
+
+    def _new_session(self, server_side, server_hostname=None, *,
+                     client_hello=None, session=None):
+        """A fresh in-memory TLS session configured from this context.
+
+        *client_hello* (server side) is the engine's hook for the server
+        name callback; *session* (client side) a GnutlsSession to offer,
+        else the one set with gnutls_resume().
+        """
         protocol = self._gnutls_protocol
+        options = {}
+        if self._alpn_protocols:
+            options["alpn_protocols"] = self._alpn_protocols
+        if self._keylog is not None:
+            options["keylog"] = self._keylog
         if server_side:
             if protocol == _PROTOCOL_TLS_CLIENT:
                 raise ValueError("Cannot create a server socket with a "
                                  "PROTOCOL_TLS_CLIENT context")
+            if client_hello is not None:
+                options["client_hello"] = client_hello
             return _gnutls.Session(self._credentials, self._priority,
                                    server_side=True,
-                                   verify_mode=self._verify_mode)
+                                   verify_mode=self._verify_mode, **options)
         if protocol == _PROTOCOL_TLS_SERVER:
             raise ValueError("Cannot create a client socket with a "
                              "PROTOCOL_TLS_SERVER context")
         if self._check_hostname and not server_hostname:
             raise ValueError("check_hostname requires server_hostname")
+        if session is None:
+            session = self._resume_session
+        if session is not None:
+            if not isinstance(session, GnutlsSession):
+                raise TypeError("session must be a GnutlsSession, not %s"
+                                % type(session).__name__)
+            if (session.server_hostname is not None
+                    and session.server_hostname != (server_hostname or None)):
+                raise ValueError(
+                    "the session to resume was made with %r, not %r"
+                    % (session.server_hostname, server_hostname))
+            options["session_data"] = session._data
         return _gnutls.Session(self._credentials, self._priority,
                                server_side=False,
                                server_hostname=server_hostname or None,
                                verify_mode=self._verify_mode,
-                               check_hostname=self._check_hostname)
+                               check_hostname=self._check_hostname,
+                               **options)
+
+
+class _KeyLogFile:
+    """The file of a context's key log: GnuTLS appends lines to its fd.
+
+    Each session keeps a reference, so the descriptor stays open (and is
+    never reused for another file) until the last one is gone.
+    """
+
+    __slots__ = ("_fd", "__weakref__")
+
+    _HEADER = b"# TLS secrets log file, generated by aio_gnutls_transport\n"
+
+    def __init__(self, filename):
+        self._fd = -1
+        fd = _os.open(filename,
+                      _os.O_WRONLY | _os.O_APPEND | _os.O_CREAT
+                      | getattr(_os, "O_CLOEXEC", 0), 0o600)
+        try:
+            if _os.fstat(fd).st_size == 0:
+                _os.write(fd, self._HEADER)
+        except BaseException:
+            _os.close(fd)
+            raise
+        self._fd = fd
+
+    def fileno(self):
+        return self._fd
+
+    def __del__(self):
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            try:
+                _os.close(fd)
+            except OSError:
+                pass
 
 
 # Names of the stdlib SSLContext that GnutlsContext implements itself.
@@ -412,6 +645,8 @@ _IMPLEMENTED = frozenset({
     "load_verify_locations", "load_default_certs", "set_default_verify_paths",
     "cert_store_stats", "get_ca_certs",
     "minimum_version", "maximum_version", "set_ciphers",
+    "set_alpn_protocols", "sni_callback", "set_servername_callback",
+    "keylog_filename", "wrap_bio", "sslobject_class",
 })
 
 

@@ -8,7 +8,13 @@ change: when asyncio asks it for a TLS transport and the context is a
 context (a stdlib :class:`ssl.SSLContext`) goes to asyncio's own TLS code.
 So ``create_connection``, ``create_server``, ``open_connection``,
 ``start_server``, their Unix-socket forms and ``start_tls`` all accept
-either kind of context.
+either kind of context, with ``ssl_handshake_timeout`` and
+``ssl_shutdown_timeout`` as asyncio has them (60 s and 30 s by default).
+``start_tls`` also works over a transport that is itself TLS (TLS inside
+TLS, e.g. through a TLS proxy).
+
+On other event loops (asyncio's own, uvloop's) a GnutlsContext works too:
+the loop's TLS code drives it through :meth:`GnutlsContext.wrap_bio`.
 """
 
 import asyncio

@@ -27,15 +27,18 @@ reading goes on; a close_notify from the peer calls the application's
 import asyncio
 import ipaddress as _ipaddress
 import logging
+import ssl as _stdlib_ssl
 import time as _time
 import warnings
+import weakref as _weakref
 
 from asyncio import constants as _constants
 from asyncio import transports as _transports
 
 from . import _gnutls
 
-__all__ = ["GnutlsHandshakeProtocol", "GnutlsTransport", "GnutlsObject"]
+__all__ = ["GnutlsHandshakeProtocol", "GnutlsTransport", "GnutlsObject",
+           "GnutlsSession", "CHANNEL_BINDING_TYPES"]
 
 logger = logging.getLogger("aio_gnutls_transport")
 
@@ -228,8 +231,14 @@ class GnutlsHandshakeProtocol(asyncio.Protocol):
         else:
             self._server_hostname = None
         self._verify_mode = sslcontext._verify_mode
-        self._session = sslcontext._new_session(self._server_side,
-                                                self._server_hostname)
+        # The ssl_object exists from the start (the server name callback
+        # gets it); get_extra_info() shows it once the handshake is done.
+        self._ssl_object = sslobj = GnutlsObject(None, sslcontext,
+                                                 self._verify_mode)
+        self._session = sslobj._session = sslcontext._new_session(
+            self._server_side, self._server_hostname,
+            client_hello=(_client_hello_hook(sslcontext, sslobj)
+                          if self._server_side else None))
         self._waiter = waiter
         self._state = _UNWRAPPED
         self._app_state = _APP_INIT if call_connection_made else _APP_CON_MADE
@@ -237,7 +246,6 @@ class GnutlsHandshakeProtocol(asyncio.Protocol):
         self._transport = None           # the socket transport
         self._socket_write = None        # its write method
         self._extra = {"sslcontext": sslcontext}
-        self._ssl_object = None
         self._exc = None                 # for the app's connection_lost()
         self._lost = False               # the socket transport is gone
         # Writing
@@ -506,8 +514,6 @@ class GnutlsHandshakeProtocol(asyncio.Protocol):
             logger.debug("%r: TLS handshake took %.1f ms (%s)", self,
                          dt * 1e3, self._session.description())
         self._state = _WRAPPED
-        self._ssl_object = GnutlsObject(self._session, self._context,
-                                        self._verify_mode)
         self._extra["ssl_object"] = self._ssl_object
         self._extra["compression"] = None
         if self._pending:
@@ -908,7 +914,7 @@ class GnutlsHandshakeProtocol(asyncio.Protocol):
         extra = self._extra
         if name in extra:
             return extra[name]
-        sslobj = self._ssl_object
+        sslobj = extra.get("ssl_object")
         if sslobj is not None:
             if name == "peercert":
                 value = extra["peercert"] = sslobj.getpeercert()
@@ -925,39 +931,149 @@ class GnutlsHandshakeProtocol(asyncio.Protocol):
 # ---------------------------------------------------------------------------
 # The 'ssl_object' of a connection
 
+#: The kinds of channel binding ``get_channel_binding()`` knows (the
+#: stdlib's ssl.CHANNEL_BINDING_TYPES has only 'tls-unique').
+CHANNEL_BINDING_TYPES = ["tls-unique", "tls-exporter", "tls-server-end-point"]
 
-class GnutlsObject:
-    """What ``get_extra_info('ssl_object')`` returns: a read-only view of
-    the TLS session, shaped like :class:`ssl.SSLObject`."""
+_ALERT_INTERNAL_ERROR = 80
+
+# Protocol versions in order, as version() names them.
+_VERSION_ORDER = {"SSLv3": 0, "TLSv1": 1, "TLSv1.1": 2, "TLSv1.2": 3,
+                  "TLSv1.3": 4}
+
+
+def _client_hello_hook(context, ssl_object):
+    """The engine's client_hello callable for a server connection of
+    *context*: runs the context's sni_callback (None if it has none)."""
+    callback = context._sni_callback
+    if callback is None:
+        return None
+    # The session keeps the hook alive; a strong reference to the
+    # ssl_object (which holds the session) would make a cycle.
+    ref = _weakref.ref(ssl_object)
+
+    def client_hello(server_name):
+        obj = ref()
+        if obj is None:
+            return _ALERT_INTERNAL_ERROR
+        if obj._sni_called:
+            # A second ClientHello (after a TLS 1.3 HelloRetryRequest):
+            # what the callback chose still holds; like the stdlib, it is
+            # called once per connection.
+            return None
+        obj._sni_called = True
+        obj._in_sni_callback = True
+        try:
+            result = callback(obj, server_name, context)
+        finally:
+            obj._in_sni_callback = False
+        if result is None:
+            chosen = obj._context
+            return None if chosen is context else chosen._credentials
+        if isinstance(result, int) and not isinstance(result, bool):
+            return int(result)
+        raise TypeError("sni_callback returned %r: it must return None or "
+                        "an ssl.ALERT_DESCRIPTION_* number" % (result,))
+
+    return client_hello
+
+
+class _TLSConnectionInfo:
+    """What GnutlsObject and GnutlsSSLObject share: the stdlib SSLObject's
+    questions about a connection, answered by its GnuTLS session."""
+
+    _session = None
+    _in_sni_callback = False
+    _sni_called = False
+    _saved_session = None
 
     def __init__(self, session, context, verify_mode):
         self._session = session
         self._context = context
         self._verify_mode = verify_mode
+        self._priority = context._priority
 
     def __repr__(self):
+        session = self._session
+        description = session.description() if session is not None else None
         return "<%s %s>" % (type(self).__name__,
-                            self._session.description())
+                            description or "(handshake not done)")
 
     @property
     def context(self):
+        """The GnutlsContext of the connection.
+
+        A server's ``sni_callback`` may set another server GnutlsContext
+        here: the connection then uses that context's certificate and
+        key.  Elsewhere it cannot be changed (ValueError).
+        """
         return self._context
+
+    @context.setter
+    def context(self, context):
+        from ._context import GnutlsContext
+        if not isinstance(context, GnutlsContext):
+            raise TypeError("The value must be a GnutlsContext, not %s"
+                            % type(context).__name__)
+        if context is self._context:
+            return
+        if not self._in_sni_callback:
+            raise ValueError("the context of a connection can only be "
+                             "changed by the server's sni_callback")
+        if context._gnutls_protocol == _stdlib_ssl.PROTOCOL_TLS_CLIENT:
+            raise ValueError("a server connection needs a server context, "
+                             "not a PROTOCOL_TLS_CLIENT one")
+        self._context = context
 
     @property
     def server_side(self):
+        """True for the server end of the connection."""
         return self._session.server_side
 
     @property
     def server_hostname(self):
+        """The server name a client connects to (sent as SNI and
+        checked), or None; None on the server side."""
         return self._session.server_hostname
+
+    @property
+    def session_reused(self):
+        """True if the handshake resumed an earlier session (both sides
+        know)."""
+        return self._session.session_reused
+
+    @property
+    def session(self):
+        """Client side: the :class:`GnutlsSession` to resume this
+        connection's session later, or None while there is none (TLS 1.3:
+        until the server's ticket has been read, which happens as soon as
+        anything was received after the handshake).  Always None on the
+        server side."""
+        session = self._session
+        if session is None or session.server_side:
+            return None
+        data = session.session_data()
+        if data is None:
+            return None
+        saved = self._saved_session
+        if saved is None or saved._data != data:
+            saved = self._saved_session = GnutlsSession(
+                data, session.server_hostname)
+        return saved
+
+    @session.setter
+    def session(self, value):
+        raise ValueError("Cannot set session after handshake.")
 
     def getpeercert(self, binary_form=False):
         """The peer's certificate.
 
         With *binary_form*, its DER encoding (or None if the peer sent
-        none).  Otherwise a dict like :meth:`ssl.SSLObject.getpeercert`:
-        empty when the certificate was not verified (CERT_NONE), None
-        without a certificate.
+        none).  Otherwise a dict like :meth:`ssl.SSLObject.getpeercert`
+        (OCSP, caIssuers and crlDistributionPoints included when the
+        certificate has them): empty when the certificate was not verified
+        (CERT_NONE), None without a certificate.  ValueError before the
+        handshake is done.
         """
         session = self._session
         if not session.handshake_done:
@@ -973,30 +1089,154 @@ class GnutlsObject:
         """The DER certificates the peer sent, its own first."""
         return self._session.peer_certificate_chain()
 
+    def get_verified_chain(self):
+        raise NotImplementedError(
+            "get_verified_chain() is not supported by aio_gnutls_transport "
+            "(get_unverified_chain() gives the certificates the peer sent)")
+
+    def verify_client_post_handshake(self):
+        raise NotImplementedError(
+            "verify_client_post_handshake() is not supported by "
+            "aio_gnutls_transport (no post-handshake authentication)")
+
     def version(self):
+        """The negotiated protocol, e.g. ``'TLSv1.3'``; None before the
+        handshake."""
         return self._session.version()
 
     def cipher(self):
+        """``(cipher suite, protocol version, secret bits)`` of the
+        connection, e.g. ``('TLS_AES_256_GCM_SHA384', 'TLSv1.3', 256)``;
+        None before the handshake.  The suite has its IANA name, the
+        version is the negotiated one."""
         return self._session.cipher()
+
+    def shared_ciphers(self):
+        """The cipher suites this side enables for the negotiated protocol
+        version, in its order of preference, as ``(name, version, bits)``
+        tuples: *name* as GnuTLS spells it (``gnutls-cli --list``; for
+        TLS 1.3 the IANA name), *version* the oldest protocol the suite
+        exists in, *bits* the cipher's key size.
+
+        Not what the stdlib returns on a server (the client's offer as far
+        as the server shares it): GnuTLS does not keep the client's list.
+        None before the handshake, or when this build of the engine cannot
+        list cipher suites.
+        """
+        session = self._session
+        if session is None or not session.handshake_done:
+            return None
+        lister = getattr(self._priority, "cipher_suites", None)
+        if lister is None:
+            return None
+        version = session.version()
+        rank = _VERSION_ORDER.get(version)
+        if rank is None:
+            return None
+        tls13 = version == "TLSv1.3"
+        result = []
+        for name, oldest, bits in lister():
+            oldest_rank = _VERSION_ORDER.get(oldest, -1)
+            if (oldest == "TLSv1.3") == tls13 and oldest_rank <= rank:
+                result.append((name, oldest, bits))
+        return result
 
     def description(self):
         """GnuTLS's one-line description of the session."""
         return self._session.description()
 
     def compression(self):
+        """Always None: TLS compression is never used."""
         return None
 
     def selected_alpn_protocol(self):
-        return None
+        """The protocol ALPN agreed on (a str), or None."""
+        return self._session.selected_alpn_protocol()
 
     def selected_npn_protocol(self):
+        """Always None: NPN is not supported (use ALPN)."""
         return None
 
-    def shared_ciphers(self):
-        return None
+    def get_channel_binding(self, cb_type="tls-unique"):
+        """Channel binding data of the connection (bytes), or None where
+        it is not defined (before the handshake; 'tls-unique' with TLS
+        1.3; 'tls-exporter' with TLS 1.2 without extended master secret).
+
+        *cb_type* is 'tls-unique' (RFC 5929), 'tls-exporter' (RFC 9266)
+        or 'tls-server-end-point' (RFC 5929: a hash of the server's
+        certificate); anything else raises ValueError.
+        """
+        if cb_type not in CHANNEL_BINDING_TYPES:
+            raise ValueError("{0} channel binding type not implemented"
+                             .format(cb_type))
+        session = self._session
+        if session is None or not session.handshake_done:
+            return None
+        return session.channel_binding(cb_type)
+
+
+class GnutlsObject(_TLSConnectionInfo):
+    """What ``get_extra_info('ssl_object')`` returns: the TLS side of the
+    connection, shaped like :class:`ssl.SSLObject` (without the I/O:
+    the transport does that)."""
 
     def pending(self):
+        """0: the transport hands all decrypted data on at once."""
         return 0
+
+
+class GnutlsSession:
+    """A client's TLS session, saved to resume it on a later connection.
+
+    Get one from ``ssl_object.session`` (the transport's
+    ``get_extra_info("ssl_object")``, or a :class:`GnutlsSSLObject`): it is
+    None until the server has given something to resume with.  With TLS
+    1.2 that is at the end of the handshake; with TLS 1.3 the server sends
+    its ticket after the handshake, so the session exists once the client
+    has received something more (any data the server sent; the ticket
+    usually comes right away).
+
+    Offer it with :meth:`GnutlsContext.gnutls_resume` (or
+    ``wrap_bio(..., session=...)``).  ``bytes(session)`` serializes it and
+    ``GnutlsSession(data, server_hostname)`` restores it, for a cache that
+    outlives the process; the bytes hold the session's secrets: store
+    them as you would a private key.
+    """
+
+    __slots__ = ("_data", "_server_hostname")
+
+    def __init__(self, data, server_hostname=None):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError("data must be bytes, not %s" % type(data).__name__)
+        if server_hostname is not None and not isinstance(server_hostname,
+                                                          str):
+            raise TypeError("server_hostname must be a str or None")
+        self._data = bytes(data)
+        self._server_hostname = server_hostname
+
+    @property
+    def server_hostname(self):
+        """The server name the session was made with (None: any)."""
+        return self._server_hostname
+
+    def __bytes__(self):
+        return self._data
+
+    def __eq__(self, other):
+        if not isinstance(other, GnutlsSession):
+            return NotImplemented
+        return (self._data == other._data
+                and self._server_hostname == other._server_hostname)
+
+    def __hash__(self):
+        return hash((self._data, self._server_hostname))
+
+    def __repr__(self):
+        return "<%s for %r>" % (type(self).__name__, self._server_hostname)
+
+    def __reduce__(self):
+        raise TypeError("cannot pickle %r object (use bytes())"
+                        % type(self).__name__)
 
 
 # The names the stdlib (OpenSSL) gives to distinguished name attributes;
@@ -1021,6 +1261,14 @@ _ATTRIBUTE_NAMES = {
     "2.5.4.44": "generationQualifier",
     "2.5.4.46": "dnQualifier",
     "2.5.4.65": "pseudonym",
+    "2.5.4.16": "postalAddress",
+    "2.5.4.18": "postOfficeBox",
+    "2.5.4.20": "telephoneNumber",
+    "2.5.4.45": "x500UniqueIdentifier",
+    "2.5.4.72": "role",
+    "2.5.4.97": "organizationIdentifier",
+    "1.2.840.113549.1.9.2": "unstructuredName",
+    "0.9.2342.19200300.100.1.3": "rfc822Mailbox",
     "0.9.2342.19200300.100.1.1": "userId",
     "0.9.2342.19200300.100.1.25": "domainComponent",
     "1.2.840.113549.1.9.1": "emailAddress",
@@ -1057,7 +1305,7 @@ def decode_certificate(der):
         "subject": _dn_to_stdlib(info.get("subject_components", ())),
         "issuer": _dn_to_stdlib(info.get("issuer_components", ())),
         "version": info["version"],
-        "serialNumber": info["serial"],
+        "serialNumber": _serial_number(info["serial"]),
         "notBefore": _asn1_time(info["not_before"]),
         "notAfter": _asn1_time(info["not_after"]),
     }
@@ -1071,6 +1319,15 @@ def decode_certificate(der):
         if info.get(key):
             cert[name] = tuple(info[key])
     return cert
+
+
+def _serial_number(der_hex):
+    # The engine gives the DER content octets; the stdlib shows the number,
+    # without the zero octet DER puts before a first octet >= 0x80.
+    if (len(der_hex) > 2 and der_hex.startswith("00")
+            and int(der_hex[2:4], 16) >= 0x80):
+        return der_hex[2:]
+    return der_hex
 
 
 def _stdlib_ip(value):

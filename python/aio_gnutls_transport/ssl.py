@@ -3,17 +3,23 @@
 """A drop-in for the parts of the stdlib :mod:`ssl` module asyncio code uses.
 
 ``from aio_gnutls_transport import ssl`` gives an ``ssl.SSLContext`` and an
-``ssl.create_default_context()`` backed by GnuTLS.  The constants, enums and
-exception classes are the stdlib's own, so ``except ssl.SSLError`` catches
-errors from both implementations.
+``ssl.create_default_context()`` backed by GnuTLS, with ``SSLObject`` (what
+``SSLContext.wrap_bio()`` returns) and ``SSLSession`` (a saved client
+session) to match.  The constants, enums, ``MemoryBIO`` and the exception
+classes are the stdlib's own, so ``except ssl.SSLError`` catches errors
+from both implementations.
 """
 
 import ssl as _stdlib_ssl
 from ssl import (  # noqa: F401  (re-exported)
+    AlertDescription,
     CERT_NONE,
     CERT_OPTIONAL,
     CERT_REQUIRED,
     DER_cert_to_PEM_cert,
+    HAS_ALPN,
+    HAS_SNI,
+    MemoryBIO,
     PEM_cert_to_DER_cert,
     PROTOCOL_TLS_CLIENT,
     PROTOCOL_TLS_SERVER,
@@ -21,12 +27,17 @@ from ssl import (  # noqa: F401  (re-exported)
     SSLCertVerificationError,
     SSLEOFError,
     SSLError,
+    SSLSyscallError,
+    SSLWantReadError,
+    SSLWantWriteError,
     SSLZeroReturnError,
     TLSVersion,
     VerifyMode,
 )
 
+from ._bio import GnutlsSSLObject
 from ._context import DEFAULT_PRIORITY, GnutlsContext
+from ._protocol import CHANNEL_BINDING_TYPES, GnutlsSession
 from ._gnutls import (
     CertificateVerificationError,
     GnutlsError,
@@ -40,13 +51,26 @@ __all__ = [
     "PROTOCOL_TLS_CLIENT", "PROTOCOL_TLS_SERVER",
     "DER_cert_to_PEM_cert", "PEM_cert_to_DER_cert",
     "SSLError", "SSLCertVerificationError", "SSLEOFError",
-    "SSLZeroReturnError",
+    "SSLZeroReturnError", "SSLWantReadError", "SSLWantWriteError",
+    "SSLSyscallError",
+    "SSLObject", "SSLSession", "MemoryBIO", "CHANNEL_BINDING_TYPES",
+    "HAS_SNI", "HAS_ALPN", "AlertDescription",
     "GnutlsError", "CertificateVerificationError",
     "PrematureTerminationError", "DEFAULT_PRIORITY",
 ]
 
 #: The GnuTLS-backed context class (the same class as GnutlsContext).
 SSLContext = GnutlsContext
+
+#: What SSLContext.wrap_bio() returns (the same class as GnutlsSSLObject).
+SSLObject = GnutlsSSLObject
+
+#: A client's saved session (the same class as GnutlsSession).
+SSLSession = GnutlsSession
+
+# The alert numbers an sni_callback may return.
+globals().update((alert.name, alert) for alert in AlertDescription)
+__all__ += [alert.name for alert in AlertDescription]
 
 
 def create_default_context(purpose=Purpose.SERVER_AUTH, *, cafile=None,
