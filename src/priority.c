@@ -198,6 +198,59 @@ Priority_signatures(PriorityObject *self, PyObject *unused)
     return enabled_names(self, gnutls_priority_sign_list, sign_name);
 }
 
+const char *
+priority_version_name(gnutls_protocol_t v)
+{
+    switch (v) {
+    case GNUTLS_SSL3: return "SSLv3";
+    case GNUTLS_TLS1_0: return "TLSv1";
+    case GNUTLS_TLS1_1: return "TLSv1.1";
+    case GNUTLS_TLS1_2: return "TLSv1.2";
+    case GNUTLS_TLS1_3: return "TLSv1.3";
+    default: return gnutls_protocol_get_name(v);
+    }
+}
+
+/* Every cipher suite the priority enables, in priority order, as
+ * (name, oldest protocol version, cipher key bits). */
+static PyObject *
+Priority_cipher_suites(PriorityObject *self, PyObject *unused)
+{
+    (void)unused;
+    PyObject *result = PyList_New(0);
+    if (result == NULL)
+        return NULL;
+    for (unsigned int i = 0;; i++) {
+        unsigned int index;
+        int ret = gnutls_priority_get_cipher_suite_index(self->priority, i,
+                                                         &index);
+        if (ret == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+            break;
+        if (ret < 0)        /* a suite this build of GnuTLS lacks */
+            continue;
+        unsigned char id[2];
+        gnutls_kx_algorithm_t kx;
+        gnutls_cipher_algorithm_t cipher;
+        gnutls_mac_algorithm_t mac;
+        gnutls_protocol_t min_version;
+        const char *name = gnutls_cipher_suite_info(index, id, &kx, &cipher,
+                                                    &mac, &min_version);
+        const char *version = priority_version_name(min_version);
+        if (name == NULL || version == NULL)
+            continue;
+        PyObject *item = Py_BuildValue(
+            "(ssi)", name, version,
+            (int)(gnutls_cipher_get_key_size(cipher) * 8));
+        if (item == NULL || PyList_Append(result, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(result);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    return result;
+}
+
 static PyMethodDef Priority_methods[] = {
     {"protocols", (PyCFunction)Priority_protocols, METH_NOARGS,
      "protocols()\n--\n\nThe TLS versions enabled, in priority order."},
@@ -211,6 +264,9 @@ static PyMethodDef Priority_methods[] = {
      "groups()\n--\n\nThe key exchange groups enabled, in priority order."},
     {"signatures", (PyCFunction)Priority_signatures, METH_NOARGS,
      "signatures()\n--\n\nThe signature algorithms enabled."},
+    {"cipher_suites", (PyCFunction)Priority_cipher_suites, METH_NOARGS,
+     "cipher_suites()\n--\n\nThe cipher suites enabled, in priority order: "
+     "(GnuTLS name, oldest protocol version, cipher key bits) tuples."},
     {NULL, NULL, 0, NULL},
 };
 

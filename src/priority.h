@@ -17,4 +17,7 @@ typedef struct {
 
 extern PyType_Spec priority_spec;
 
+/* The stdlib's name of a protocol version ("TLSv1.3"...). */
+const char *priority_version_name(gnutls_protocol_t version);
+
 #endif

@@ -1008,25 +1008,14 @@ Session_take_output(SessionObject *self, PyObject *unused)
     return result;
 }
 
-static const char *
-version_name(gnutls_protocol_t v)
-{
-    switch (v) {
-    case GNUTLS_TLS1_0: return "TLSv1";
-    case GNUTLS_TLS1_1: return "TLSv1.1";
-    case GNUTLS_TLS1_2: return "TLSv1.2";
-    case GNUTLS_TLS1_3: return "TLSv1.3";
-    default: return gnutls_protocol_get_name(v);
-    }
-}
-
 static PyObject *
 Session_version(SessionObject *self, PyObject *unused)
 {
     (void)unused;
     if (!self->handshake_done)
         Py_RETURN_NONE;
-    const char *name = version_name(gnutls_protocol_get_version(self->session));
+    const char *name =
+        priority_version_name(gnutls_protocol_get_version(self->session));
     if (name == NULL)
         Py_RETURN_NONE;
     return PyUnicode_FromString(name);
@@ -1049,7 +1038,7 @@ Session_cipher(SessionObject *self, PyObject *unused)
                                             gnutls_mac_get(s));
     if (name == NULL)
         name = gnutls_cipher_get_name(cipher);
-    const char *version = version_name(gnutls_protocol_get_version(s));
+    const char *version = priority_version_name(gnutls_protocol_get_version(s));
     return Py_BuildValue("(ssi)", name != NULL ? name : "unknown",
                          version != NULL ? version : "unknown",
                          (int)(gnutls_cipher_get_key_size(cipher) * 8));
