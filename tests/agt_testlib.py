@@ -50,8 +50,9 @@ def sha256(data):
 
 # --------------------------------------------------------------- event loop
 
-def run(coro, *, timeout=None, allow_loop_errors=False):
-    """Run *coro* to completion on a fresh GnutlsEventLoop.
+def run(coro, *, timeout=None, allow_loop_errors=False, loop_factory=None):
+    """Run *coro* to completion on a fresh GnutlsEventLoop (or on a loop
+    from *loop_factory*: asyncio's own, uvloop's).
 
     Anything reported to the loop's exception handler fails the test unless
     *allow_loop_errors* is true.
@@ -62,7 +63,7 @@ def run(coro, *, timeout=None, allow_loop_errors=False):
     """
     if timeout is None:
         timeout = max(1.0, CURRENT_TIMEOUT - 5.0)
-    loop = agt.GnutlsEventLoop()
+    loop = (loop_factory or agt.GnutlsEventLoop)()
     loop.agt_errors = []
 
     def handler(lp, context):

@@ -51,37 +51,8 @@ def run_on_asyncio_loop(coro, *, timeout=None):
     """Like agt_testlib.run(), on asyncio's own selector event loop: the
     loop an application gets without GnutlsEventLoopPolicy.  Anything
     reported to the loop's exception handler fails the test."""
-    if timeout is None:
-        timeout = max(1.0, agt_testlib.CURRENT_TIMEOUT - 5.0)
-    loop = asyncio.SelectorEventLoop()
-    assert not isinstance(loop, agt.GnutlsEventLoop)
-    errors = []
-
-    def handler(lp, context):
-        errors.append(context)
-        lp.default_exception_handler(context)
-
-    loop.set_exception_handler(handler)
-    asyncio.set_event_loop(loop)
-    try:
-        result = loop.run_until_complete(asyncio.wait_for(coro, timeout))
-        if errors:
-            pytest.fail("the event loop's exception handler was called:\n%s"
-                        % "\n".join("%s: %r" % (c.get("message"),
-                                                c.get("exception"))
-                                    for c in errors), pytrace=False)
-        return result
-    finally:
-        try:
-            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for t in tasks:
-                t.cancel()
-            if tasks:
-                loop.run_until_complete(asyncio.wait(tasks, timeout=5))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
+    return agt_testlib.run(coro, timeout=timeout,
+                           loop_factory=asyncio.SelectorEventLoop)
 
 
 @pytest.fixture(params=["gnutls-loop", "asyncio-loop"])

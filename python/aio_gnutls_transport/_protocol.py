@@ -1120,14 +1120,10 @@ class _TLSConnectionInfo:
 
         Not what the stdlib returns on a server (the client's offer as far
         as the server shares it): GnuTLS does not keep the client's list.
-        None before the handshake, or when this build of the engine cannot
-        list cipher suites.
+        None before the handshake.
         """
         session = self._session
         if session is None or not session.handshake_done:
-            return None
-        lister = getattr(self._priority, "cipher_suites", None)
-        if lister is None:
             return None
         version = session.version()
         rank = _VERSION_ORDER.get(version)
@@ -1135,7 +1131,7 @@ class _TLSConnectionInfo:
             return None
         tls13 = version == "TLSv1.3"
         result = []
-        for name, oldest, bits in lister():
+        for name, oldest, bits in self._priority.cipher_suites():
             oldest_rank = _VERSION_ORDER.get(oldest, -1)
             if (oldest == "TLSv1.3") == tls13 and oldest_rank <= rank:
                 result.append((name, oldest, bits))
