@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <gnutls/abstract.h>
@@ -16,7 +17,7 @@
 static int
 is_pkcs11_url(const char *s)
 {
-    return strncmp(s, "pkcs11:", 7) == 0;
+    return strncasecmp(s, "pkcs11:", 7) == 0;
 }
 
 enum path_kind { PATH_FILE, PATH_DIR };
@@ -47,25 +48,42 @@ check_path(PyObject *path_bytes, enum path_kind kind)
     return -1;
 }
 
-/* A copy of NAME fit for messages: the value of a pin-value attribute of
- * a PKCS#11 URL is masked.  PyMem_Free() it; NULL on memory error. */
+/* A copy of NAME fit for messages: in a PKCS#11 URL the values of the
+ * pin-value attributes are masked (however often, however spelled).
+ * PyMem_Free() it; NULL on memory error. */
 static char *
 display_name(const char *name)
 {
     size_t len = strlen(name);
-    char *out = PyMem_Malloc(len + 4);
+    /* Each masked value becomes "***": never longer than 3 + the value. */
+    char *out = PyMem_Malloc(3 * len + 4);
     if (out == NULL)
         return NULL;
-    const char *pin = is_pkcs11_url(name) ? strstr(name, "pin-value=") : NULL;
-    if (pin == NULL) {
+    if (!is_pkcs11_url(name)) {
         memcpy(out, name, len + 1);
         return out;
     }
-    size_t head = (size_t)(pin - name) + strlen("pin-value=");
-    const char *rest = pin + strcspn(pin, ";?&");
-    memcpy(out, name, head);
-    memcpy(out + head, "***", 3);
-    memcpy(out + head + 3, rest, strlen(rest) + 1);
+    static const char *const keys[] = {"pin-value=", "pin%2dvalue=",
+                                       "pin%2Dvalue="};
+    size_t n = 0;
+    const char *p = name;
+    while (*p) {
+        size_t klen = 0;
+        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+            if (strncasecmp(p, keys[k], strlen(keys[k])) == 0)
+                klen = strlen(keys[k]);
+        if (klen > 0 && (p == name || strchr(";?&:", p[-1]) != NULL)) {
+            memcpy(out + n, p, klen);
+            n += klen;
+            memcpy(out + n, "***", 3);
+            n += 3;
+            p += klen;
+            p += strcspn(p, ";?&");
+            continue;
+        }
+        out[n++] = *p++;
+    }
+    out[n] = '\0';
     return out;
 }
 

@@ -62,7 +62,8 @@ Priority_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
                     "invalid priority string '%s' at position %zd: the "
                     "keyword '%s' is not defined in GnuTLS's system "
                     "configuration (%s): define it in that file's "
-                    "[priorities] section, e.g. '%s = NORMAL'",
+                    "[priorities] section, e.g. '%s = "
+                    "SECURE:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2'",
                     text, pos, keyword, gnutls_get_system_config_file(),
                     keyword + 1);
             }

@@ -261,6 +261,8 @@ client_hello_cb(gnutls_session_t session)
     if (PyLong_Check(result)) {
         long alert = PyLong_AsLong(result);
         Py_DECREF(result);
+        if (alert == -1 && PyErr_Occurred())
+            goto error;
         if (alert < 0 || alert > 255) {
             PyErr_Format(PyExc_ValueError, "invalid alert %ld", alert);
             goto error;
@@ -655,7 +657,8 @@ raise_for(SessionObject *self, int code, const char *what)
             self->check_hostname ? self->hostname : NULL,
             peer_is_self_signed(self));
     if (self->verify_failed
-        || (code == GNUTLS_E_NO_CERTIFICATE_FOUND && self->server_side))
+        || ((code == GNUTLS_E_NO_CERTIFICATE_FOUND
+             || code == GNUTLS_E_CERTIFICATE_REQUIRED) && self->server_side))
         return errors_raise_plain(
             state, code, "%s: the peer sent no certificate but one is required",
             what);
@@ -1233,6 +1236,27 @@ Session_get_pending_output(SessionObject *self, void *c)
 }
 
 static PyObject *
+Session_get_credentials(SessionObject *self, void *c)
+{
+    (void)c;
+    return Py_NewRef(self->credentials);
+}
+
+static PyObject *
+Session_get_verify_mode(SessionObject *self, void *c)
+{
+    (void)c;
+    return PyLong_FromLong(self->verify_mode);
+}
+
+static PyObject *
+Session_get_check_hostname(SessionObject *self, void *c)
+{
+    (void)c;
+    return get_bool(self->check_hostname);
+}
+
+static PyObject *
 Session_get_session_reused(SessionObject *self, void *c)
 {
     (void)c;
@@ -1311,6 +1335,11 @@ static PyGetSetDef Session_getset[] = {
      "Ciphertext bytes buffered and not yet processed.", NULL},
     {"pending_output", (getter)Session_get_pending_output, NULL,
      "Ciphertext bytes waiting to be sent.", NULL},
+    {"credentials", (getter)Session_get_credentials, NULL,
+     "The Credentials the session was made with (and verifies the peer "
+     "with).", NULL},
+    {"verify_mode", (getter)Session_get_verify_mode, NULL, NULL, NULL},
+    {"check_hostname", (getter)Session_get_check_hostname, NULL, NULL, NULL},
     {"session_reused", (getter)Session_get_session_reused, NULL,
      "The handshake resumed a saved session.", NULL},
     {"pending_error", (getter)Session_get_pending_error, NULL,

@@ -436,7 +436,7 @@ def test_alpn_with_stdlib_peers(certs, tls_version):
 def test_set_alpn_protocols_checks_like_the_stdlib():
     for ctx in (agt_ssl.SSLContext(agt_ssl.PROTOCOL_TLS_CLIENT),
                 stdlib_ssl.SSLContext(stdlib_ssl.PROTOCOL_TLS_CLIENT)):
-        ctx.set_alpn_protocols(["h2", "x" * 255])
+        ctx.set_alpn_protocols(["h2", "x" * 32])
         ctx.set_alpn_protocols([])
         with pytest.raises(stdlib_ssl.SSLError):
             ctx.set_alpn_protocols([""])
@@ -446,6 +446,45 @@ def test_set_alpn_protocols_checks_like_the_stdlib():
             ctx.set_alpn_protocols([b"h2"])
         with pytest.raises(UnicodeEncodeError):
             ctx.set_alpn_protocols(["\u00e9"])
+    # GnuTLS's limits show at the call, not in every later connection
+    ctx = agt_ssl.SSLContext(agt_ssl.PROTOCOL_TLS_CLIENT)
+    with pytest.raises(ValueError, match="32 bytes"):
+        ctx.set_alpn_protocols(["x" * 33])
+    with pytest.raises(ValueError, match="at most 8"):
+        ctx.set_alpn_protocols(["p%d" % i for i in range(9)])
+
+
+def test_resumption_refuses_a_session_from_a_laxer_context(certs):
+    """A resumed handshake carries no certificate: a session made without
+    verification (or with other trust) must not be offered by a verifying
+    context, nor for another server name."""
+    async def main():
+        server, ep = await start_stream_server(
+            "tcp", upper_echo, our_server_ctx(certs), None)
+        try:
+            lax = our_client_ctx(certs)
+            lax.check_hostname = False
+            lax.verify_mode = agt_ssl.CERT_NONE
+            reader, writer = await ep.open(lax)
+            await line_roundtrip(reader, writer)
+            saved = writer.get_extra_info("ssl_object").session
+            await close_writer(writer)
+            assert saved is not None
+            strict = our_client_ctx(certs)
+            with pytest.raises(ValueError, match="certificate checks"):
+                await ep.open(strict.gnutls_resume(saved))
+            # the lax context itself may resume it, for the same name only
+            reader, writer = await ep.open(lax.gnutls_resume(saved))
+            await line_roundtrip(reader, writer)
+            assert writer.get_extra_info("ssl_object").session_reused is True
+            await close_writer(writer)
+            with pytest.raises(ValueError, match="made with"):
+                await ep.open(lax.gnutls_resume(saved),
+                              server_hostname="127.0.0.1")
+        finally:
+            await close_server(server)
+
+    run(main())
 
 
 # --------------------------------------------------------------- SNI
@@ -1385,8 +1424,13 @@ def test_session_resumption(certs, tls_version, server_kind):
             assert obj.getpeercert(True) == certs.server_der
             await close_writer(writer)
 
-            # from bytes, e.g. a cache that outlived the process
-            restored = agt.GnutlsSession(bytes(saved), "localhost")
+            # from bytes, e.g. a cache that outlived the process: it must
+            # be bound to the context that will offer it
+            unbound = agt.GnutlsSession(bytes(saved), "localhost")
+            with pytest.raises(ValueError, match="certificate checks"):
+                await ep.open(ctx.gnutls_resume(unbound))
+            restored = agt.GnutlsSession(bytes(saved), "localhost",
+                                         context=ctx)
             reader, writer = await ep.open(ctx.gnutls_resume(restored))
             await line_roundtrip(reader, writer)
             assert writer.get_extra_info("ssl_object").session_reused is True

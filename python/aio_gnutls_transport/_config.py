@@ -82,10 +82,25 @@ class SitePolicy:
         return entry.priority, entry.source
 
 
+# Characters that have no place in the file: they would make tools and
+# this parser see lines differently (\x85, \u2028 and a lone \r end lines
+# for str.splitlines(), not for grep).
+_FORBIDDEN = frozenset(chr(c) for c in range(32) if chr(c) != "\t") | {
+    "\x7f", "\x85", "\u2028", "\u2029"}
+
+
 def _parse(path, text):
     entries = {}
     section = None
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    if text.startswith("\ufeff"):
+        text = text[1:]         # a UTF-8 byte order mark
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        if raw.endswith("\r"):
+            raw = raw[:-1]
+        bad = next((c for c in raw if c in _FORBIDDEN), None)
+        if bad is not None:
+            raise PolicyError("%s:%d: control character %r in the line"
+                              % (path, lineno, bad))
         line = raw.strip()
         where = "%s:%d" % (path, lineno)
         if not line or line[0] in "#;":
@@ -119,7 +134,7 @@ def _parse(path, text):
                               % (where, key))
         try:
             priority = _gnutls.Priority(value)
-        except _gnutls.GnutlsError as exc:
+        except (_gnutls.GnutlsError, ValueError) as exc:
             raise PolicyError("%s: %s: %s" % (where, key, exc)) from None
         entries[key] = _Entry(priority, where)
     return entries

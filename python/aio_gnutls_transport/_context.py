@@ -42,6 +42,10 @@ _VERSION_NAMES = (
     (_TLSVersion.TLSv1_3, "VERS-TLS1.3"),
 )
 
+# GnuTLS's limits on ALPN: the length of a name, the number of names.
+_ALPN_MAX_NAME = 32
+_ALPN_MAX_PROTOCOLS = 8
+
 #: Where a priority came from when the application set it.
 _SET_BY_APPLICATION = "set by the application (gnutls_set_priority)"
 
@@ -115,10 +119,15 @@ class GnutlsContext(_stdlib_ssl.SSLContext):
                 _PROTOCOL_TLS_SERVER: "server"}.get(protocol, "default")
         # The site policy is read now; a bad one fails here, loudly.
         self._base_priority, self._priority_source = default_priority(side)
-        self._minimum_version = _TLSVersion.MINIMUM_SUPPORTED
+        # TLS 1.2 at least, as the stdlib's contexts (3.10+): a policy
+        # that still enables TLS 1.0/1.1 loses them here unless the
+        # application lowers minimum_version.
+        self._minimum_version = _TLSVersion.TLSv1_2
         self._maximum_version = _TLSVersion.MAXIMUM_SUPPORTED
         self._cipher_fragment = None
-        self._priority = self._base_priority
+        self._priority = self._narrow(self._base_priority,
+                                      self._minimum_version,
+                                      self._maximum_version, None)
         if protocol == _PROTOCOL_TLS_CLIENT:
             self._verify_mode = _CERT_REQUIRED
             self._check_hostname = True
@@ -303,7 +312,10 @@ class GnutlsContext(_stdlib_ssl.SSLContext):
         """BASE with versions outside [minimum, maximum] removed and
         CIPHER_FRAGMENT appended; nothing BASE disables may come back."""
         parts = [base.string]
+        enabled = set(base.protocols())
         for version, name in _VERSION_NAMES:
+            if name[len("VERS-"):] not in enabled:
+                continue        # nothing to remove
             if ((minimum != _TLSVersion.MINIMUM_SUPPORTED and version < minimum)
                     or (maximum != _TLSVersion.MAXIMUM_SUPPORTED
                         and version > maximum)):
@@ -395,10 +407,8 @@ class GnutlsContext(_stdlib_ssl.SSLContext):
                                 fragment)
         except _gnutls.GnutlsError as exc:
             raise _gnutls.GnutlsError(
-                exc.errno,
-                "set_ciphers() takes a GnuTLS priority fragment (e.g. "
-                "'-CIPHER-ALL:+AES-256-GCM'), not an OpenSSL cipher list: "
-                "%s" % exc) from None
+                exc.errno, "set_ciphers(%r) (a GnuTLS priority fragment, "
+                "not an OpenSSL cipher list): %s" % (ciphers, exc)) from None
 
     @property
     def gnutls_credentials(self):
@@ -422,7 +432,16 @@ class GnutlsContext(_stdlib_ssl.SSLContext):
             if not 0 < len(data) <= 255:
                 raise _stdlib_ssl.SSLError(
                     "ALPN protocols must be 1 to 255 in length")
+            # GnuTLS's own limits, so that the mistake shows here rather
+            # than in every connection.
+            if len(data) > _ALPN_MAX_NAME:
+                raise ValueError("ALPN protocol %r is longer than the %d "
+                                 "bytes GnuTLS supports"
+                                 % (protocol, _ALPN_MAX_NAME))
             protocols.append(data)
+        if len(protocols) > _ALPN_MAX_PROTOCOLS:
+            raise ValueError("GnuTLS supports at most %d ALPN protocols, "
+                             "not %d" % (_ALPN_MAX_PROTOCOLS, len(protocols)))
         self._alpn_protocols = protocols or None
 
     @property
@@ -434,8 +453,11 @@ class GnutlsContext(_stdlib_ssl.SSLContext):
         IDN as its A-label, ``xn--...``), or None.  *ssl_object* is the
         connection's ``GnutlsObject`` (or, under ``wrap_bio()``, the
         ``GnutlsSSLObject``); setting its ``context`` to another server
-        GnutlsContext serves that context's certificate and key (only
-        those: the other settings stay this context's).  The callback
+        GnutlsContext serves that context's certificate and key, and
+        client certificates are then checked against that context's
+        trusted CAs and CRLs, as with the stdlib (OpenSSL switches the
+        whole certificate store); the verify mode, ALPN and priority stay
+        this context's.  The callback
         returns None to go on, or an ``ssl.ALERT_DESCRIPTION_*`` number
         to refuse the client with that alert.  An exception raised by the
         callback fails the handshake with that exception (and an
@@ -516,8 +538,9 @@ class GnutlsContext(_stdlib_ssl.SSLContext):
         The copy shares this context's credentials (certificates, trust)
         and starts with its other settings; later changes to either
         context do not reach the other.  It offers the session to the
-        server named in ``session.server_hostname`` only: connecting to
-        another name with it raises ValueError.  If the server does not
+        server named in ``session.server_hostname`` only, and only if this
+        context verifies servers as the one that made the session did:
+        otherwise connecting with it raises ValueError.  If the server does not
         accept the session, a full handshake is done (and
         ``session_reused`` is False).  ``gnutls_resume(None)`` gives a
         copy that offers nothing.
@@ -589,11 +612,8 @@ class GnutlsContext(_stdlib_ssl.SSLContext):
             if not isinstance(session, GnutlsSession):
                 raise TypeError("session must be a GnutlsSession, not %s"
                                 % type(session).__name__)
-            if (session.server_hostname is not None
-                    and session.server_hostname != (server_hostname or None)):
-                raise ValueError(
-                    "the session to resume was made with %r, not %r"
-                    % (session.server_hostname, server_hostname))
+            session._check_offer(self._credentials, self._verify_mode,
+                                 self._check_hostname, server_hostname)
             options["session_data"] = session._data
         return _gnutls.Session(self._credentials, self._priority,
                                server_side=False,

@@ -1004,8 +1004,9 @@ class _TLSConnectionInfo:
         """The GnutlsContext of the connection.
 
         A server's ``sni_callback`` may set another server GnutlsContext
-        here: the connection then uses that context's certificate and
-        key.  Elsewhere it cannot be changed (ValueError).
+        here: the connection then uses that context's certificate, key
+        and trusted CAs (for client certificates).  Elsewhere it cannot be
+        changed (ValueError).
         """
         return self._context
 
@@ -1023,6 +1024,9 @@ class _TLSConnectionInfo:
         if context._gnutls_protocol == _stdlib_ssl.PROTOCOL_TLS_CLIENT:
             raise ValueError("a server connection needs a server context, "
                              "not a PROTOCOL_TLS_CLIENT one")
+        if not context._credentials.chain_count:
+            raise ValueError("the context has no certificate to serve "
+                             "(load_cert_chain() was not called)")
         self._context = context
 
     @property
@@ -1059,6 +1063,8 @@ class _TLSConnectionInfo:
         if saved is None or saved._data != data:
             saved = self._saved_session = GnutlsSession(
                 data, session.server_hostname)
+            saved._bind(session.credentials, session.verify_mode,
+                        session.check_hostname)
         return saved
 
     @session.setter
@@ -1193,15 +1199,22 @@ class GnutlsSession:
     usually comes right away).
 
     Offer it with :meth:`GnutlsContext.gnutls_resume` (or
-    ``wrap_bio(..., session=...)``).  ``bytes(session)`` serializes it and
-    ``GnutlsSession(data, server_hostname)`` restores it, for a cache that
-    outlives the process; the bytes hold the session's secrets: store
-    them as you would a private key.
+    ``wrap_bio(..., session=...)``).  A resumed handshake sends no
+    certificate, so a session is only offered by a context with the same
+    credentials (trust) and verification settings as the connection that
+    made it, and only to the same server name: anything else raises
+    ValueError rather than skip that context's checks.
+
+    ``bytes(session)`` serializes it and ``GnutlsSession(data,
+    server_hostname, context=ctx)`` restores it, for a cache that outlives
+    the process: restoring binds it to *ctx*, so restore only sessions
+    saved from connections of that context.  The bytes hold the session's
+    secrets: store them as you would a private key.
     """
 
-    __slots__ = ("_data", "_server_hostname")
+    __slots__ = ("_data", "_server_hostname", "_binding")
 
-    def __init__(self, data, server_hostname=None):
+    def __init__(self, data, server_hostname=None, *, context=None):
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError("data must be bytes, not %s" % type(data).__name__)
         if server_hostname is not None and not isinstance(server_hostname,
@@ -1209,6 +1222,28 @@ class GnutlsSession:
             raise TypeError("server_hostname must be a str or None")
         self._data = bytes(data)
         self._server_hostname = server_hostname
+        self._binding = None
+        if context is not None:
+            self._bind(context._credentials, context._verify_mode,
+                       context._check_hostname)
+
+    def _bind(self, credentials, verify_mode, check_hostname):
+        # What verified the server when the session was made.
+        self._binding = (credentials, int(verify_mode), bool(check_hostname))
+
+    def _check_offer(self, credentials, verify_mode, check_hostname,
+                     server_hostname):
+        """Raise ValueError unless a context with these settings may offer
+        this session when connecting to *server_hostname*."""
+        if self._binding != (credentials, int(verify_mode),
+                             bool(check_hostname)):
+            raise ValueError(
+                "the session was made by a context with other credentials "
+                "or verification settings (or restored without context=): "
+                "resuming it would skip this context's certificate checks")
+        if self._server_hostname != (server_hostname or None):
+            raise ValueError("the session to resume was made with %r, not %r"
+                             % (self._server_hostname, server_hostname))
 
     @property
     def server_hostname(self):
