@@ -10,6 +10,7 @@ import ssl as stdlib_ssl
 import subprocess
 import time
 import types
+import warnings
 
 import pytest
 
@@ -127,6 +128,46 @@ def test_server_echo_with_stdlib_client(certs, procs, cli_env, version):
     proc.popen.send_signal(signal.SIGINT)
     rc = proc.wait(15)
     assert rc == 0, proc.describe()
+    assert "Traceback" not in proc.stderr()
+
+
+def test_server_says_why_a_handshake_failed(certs, procs, cli_env):
+    """An administrator sees which client was turned away and why; the
+    server goes on serving."""
+    port = free_port()
+    proc = procs.start(_server_cmd(certs, port, "--echo"), env=cli_env)
+    wait_listening(("127.0.0.1", port), proc)
+    # a client that does not trust the server's CA rejects it
+    ctx = stdlib_ssl.create_default_context(cafile=certs.other_ca)
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as raw:
+        with pytest.raises(stdlib_ssl.SSLCertVerificationError):
+            ctx.wrap_socket(raw, server_hostname="localhost")
+    # a client of an old protocol version only
+    old = stdlib_ssl.SSLContext(stdlib_ssl.PROTOCOL_TLS_CLIENT)
+    old.check_hostname = False
+    old.verify_mode = stdlib_ssl.CERT_NONE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old.maximum_version = stdlib_ssl.TLSVersion.TLSv1_1
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as raw:
+        with pytest.raises(stdlib_ssl.SSLError):
+            old.wrap_socket(raw, server_hostname="localhost")
+    # and a good one is still served
+    good = stdlib_ssl.create_default_context(cafile=certs.ca)
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as raw:
+        with good.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(b"ping\n")
+            assert tls.recv(100) == b"ping\n"
+    proc.popen.send_signal(signal.SIGINT)
+    assert proc.wait(15) == 0, proc.describe()
+    # one line per client turned away; the readiness probe, which
+    # connected and hung up, is one of them
+    lines = [line for line in proc.stderr().splitlines()
+             if line.startswith("client 127.0.0.1:")
+             and "TLS handshake failed" in line]
+    assert len(lines) == 3, proc.stderr()
+    assert any("during the handshake" in line for line in lines), lines
+    assert any("version" in line for line in lines), lines
     assert "Traceback" not in proc.stderr()
 
 

@@ -27,6 +27,7 @@ import asyncio
 import getpass
 import importlib
 import ipaddress
+import logging
 import os
 import re
 import shutil
@@ -998,10 +999,22 @@ def _connection_line(peer, transport):
     return "%s: connected, %s" % (peer, ", ".join(parts))
 
 
+class _SayHandler(logging.Handler):
+    """Log records of the package, as the server's own lines."""
+
+    def emit(self, record):
+        _say(record.getMessage())
+
+
 async def _server(args):
     loop = asyncio.get_running_loop()
     context = _server_context(args)
     log = (lambda text: None) if args.quiet else _say
+    if not args.quiet:
+        # Why a client was turned away (failed handshakes).
+        package_log = logging.getLogger("aio_gnutls_transport")
+        package_log.setLevel(logging.INFO)
+        package_log.addHandler(_SayHandler())
     stop = asyncio.Event()
     connections = set()
     piped = []

@@ -70,6 +70,14 @@ _APP_CON_LOST = "CON_LOST"
 _BYTES_TYPES = (bytes, bytearray, memoryview)
 
 
+def _peer_text(address):
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = address[0]
+        return ("[%s]:%s" if ":" in str(host) else "%s:%s") % (host,
+                                                               address[1])
+    return str(address or "a client")
+
+
 def _check_timeout(name, value, default):
     if value is None:
         return default
@@ -498,7 +506,15 @@ class GnutlsHandshakeProtocol(asyncio.Protocol):
             self._abort(exc)
 
     def _on_handshake_failed(self, exc):
-        if self._loop.get_debug():
+        if self._server_side:
+            # A server goes on serving: its administrator may want to know
+            # why a client was turned away (asyncio says nothing outside
+            # debug mode).
+            peer = (self._transport.get_extra_info("peername")
+                    if self._transport is not None else None)
+            logger.info("client %s: %s",
+                        _peer_text(peer), exc)
+        elif self._loop.get_debug():
             logger.debug("%r: TLS handshake failed: %s", self, exc)
         # The alert GnuTLS queued goes out before the socket closes.
         self._flush()
