@@ -129,18 +129,6 @@ class_for_code(module_state *state, int code)
     }
 }
 
-PyObject *
-errors_raise(module_state *state, int code, const char *what)
-{
-    PyObject *message = PyUnicode_FromFormat("%s: %s", what,
-                                             gnutls_strerror(code));
-    if (message == NULL)
-        return NULL;
-    raise_with(class_for_code(state, code), code, message);
-    Py_DECREF(message);
-    return NULL;
-}
-
 static PyObject *
 raise_v(module_state *state, int code, int explain, const char *fmt,
         va_list ap)
@@ -177,6 +165,12 @@ errors_raise_plain(module_state *state, int code, const char *fmt, ...)
     raise_v(state, code, 0, fmt, ap);
     va_end(ap);
     return NULL;
+}
+
+PyObject *
+errors_raise(module_state *state, int code, const char *what)
+{
+    return errors_raise_fmt(state, code, "%s", what);
 }
 
 /* The stdlib's verify_code and a short verify_message for the most

@@ -637,3 +637,48 @@ def describe_error(exc):
             "verify_message": getattr(exc, "verify_message", None),
             "gnutls_error": isinstance(exc, agt.GnutlsError),
             "ssl_error": isinstance(exc, stdlib_ssl.SSLError)}
+
+
+# --------------------------------------------------------------- shared peers
+
+async def upper_echo(reader, writer):
+    """Reply to each line with the line in upper case; close on EOF."""
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            writer.write(line.upper())
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+class BufferedRecorder(asyncio.BufferedProtocol):
+    """A BufferedProtocol with a deliberately small buffer, recording what
+    arrives, how many buffer_updated() calls and eof_received() calls."""
+
+    def __init__(self, size=1000):
+        self.buf = bytearray(size)
+        self.data = bytearray()
+        self.updates = 0
+        self.eof_calls = 0
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def get_buffer(self, sizehint):
+        return self.buf
+
+    def buffer_updated(self, nbytes):
+        assert 0 < nbytes <= len(self.buf)
+        self.updates += 1
+        self.data += self.buf[:nbytes]
+
+    def eof_received(self):
+        self.eof_calls += 1
+
+    def connection_lost(self, exc):
+        if not self.lost.done():
+            self.lost.set_result(exc)

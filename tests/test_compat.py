@@ -28,8 +28,8 @@ from agt_testlib import (
     OPENSSL_TLS_FLAG, TLS_NAME, TLS_PRIORITY, MiB,
     close_server, close_writer, free_port, our_client_ctx, our_server_ctx,
     require_binary, run, sha256,
-    start_stream_server, std_client_ctx, std_server_ctx, until, wait_for,
-    wait_listening)
+    start_stream_server, std_client_ctx, std_server_ctx, until, upper_echo,
+    wait_for, wait_listening, BufferedRecorder)
 
 NEW_STYLE_SSL = sys.version_info >= (3, 11)   # asyncio's ssl_shutdown_timeout
 
@@ -82,16 +82,7 @@ def wrong_name_ctx(certs, version=None):
     return our_server_ctx(certs, version, cert="wrong_name")
 
 
-async def upper_echo(reader, writer):
-    try:
-        while True:
-            line = await reader.readline()
-            if not line:
-                break
-            writer.write(line.upper())
-            await writer.drain()
-    finally:
-        writer.close()
+
 
 
 async def line_roundtrip(reader, writer, line=b"hello drop-in\n"):
@@ -1034,35 +1025,6 @@ def test_stream_close_gives_up_after_ssl_shutdown_timeout(certs, loop_kind):
 
 # --------------------------------------------------------------- BufferedProtocol
 
-class SmallBuffers(asyncio.BufferedProtocol):
-    """A BufferedProtocol that takes data into a 1000-byte buffer."""
-
-    def __init__(self):
-        self.buf = bytearray(1000)
-        self.data = bytearray()
-        self.updates = 0
-        self.eof = 0
-        self.lost = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def get_buffer(self, sizehint):
-        return self.buf
-
-    def buffer_updated(self, nbytes):
-        assert 0 < nbytes <= len(self.buf)
-        self.updates += 1
-        self.data += self.buf[:nbytes]
-
-    def eof_received(self):
-        self.eof += 1
-
-    def connection_lost(self, exc):
-        if not self.lost.done():
-            self.lost.set_result(exc)
-
-
 @pytest.mark.parametrize("loop_kind", ["gnutls", "asyncio", "uvloop"])
 def test_buffered_protocol_gets_plaintext_in_its_buffers(certs, tls_version,
                                                          loop_kind):
@@ -1078,11 +1040,11 @@ def test_buffered_protocol_gets_plaintext_in_its_buffers(certs, tls_version,
             "tcp", send, our_server_ctx(certs, tls_version), None)
         try:
             transport, client = await ep.connect(
-                SmallBuffers, our_client_ctx(certs, tls_version))
+                BufferedRecorder, our_client_ctx(certs, tls_version))
             await wait_for(client.lost, 30, "all the data")
             assert sha256(client.data) == sha256(payload)
             assert client.updates >= len(payload) // 1000
-            assert client.eof == 1
+            assert client.eof_calls == 1
         finally:
             await close_server(server)
 

@@ -11,20 +11,8 @@ import aio_gnutls_transport as agt
 from agt_testlib import (
     TLS_NAME, RecordingProtocol, close_server, close_writer, our_client_ctx,
     our_server_ctx, run, server_factory, start_proto_server,
-    start_stream_server, std_client_ctx, std_server_ctx, until, wait_for)
-
-
-async def upper_echo(reader, writer):
-    """Reply to each line with the line in upper case; close on EOF."""
-    try:
-        while True:
-            line = await reader.readline()
-            if not line:
-                break
-            writer.write(line.upper())
-            await writer.drain()
-    finally:
-        writer.close()
+    start_stream_server, std_client_ctx, std_server_ctx, until, upper_echo,
+    wait_for)
 
 
 async def stream_roundtrip(endpoint, ctx, version, check=None, *,

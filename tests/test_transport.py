@@ -12,7 +12,7 @@ import aio_gnutls_transport as agt
 from agt_testlib import (
     MiB, RecordingProtocol, close_server, our_client_ctx, our_server_ctx, run,
     server_factory, settle, sha256, start_proto_server, std_server_ctx, until,
-    wait_for)
+    wait_for, BufferedRecorder)
 
 
 async def pair(family, certs, unix_dir, version=None, *, server_kw=None,
@@ -407,34 +407,6 @@ def test_close_gives_up_waiting_after_ssl_shutdown_timeout(certs, family,
             await close_server(server)
 
     run(main())
-
-
-class BufferedRecorder(asyncio.BufferedProtocol):
-    """A BufferedProtocol with a deliberately small buffer."""
-
-    def __init__(self, size=1000):
-        self.buf = bytearray(size)
-        self.data = bytearray()
-        self.updates = 0
-        self.eof_calls = 0
-        self.lost = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def get_buffer(self, sizehint):
-        return self.buf
-
-    def buffer_updated(self, nbytes):
-        assert 0 < nbytes <= len(self.buf)
-        self.updates += 1
-        self.data += self.buf[:nbytes]
-
-    def eof_received(self):
-        self.eof_calls += 1
-
-    def connection_lost(self, exc):
-        self.lost.set_result(exc)
 
 
 def test_buffered_protocol_receives_everything(certs, family, tls_version,
